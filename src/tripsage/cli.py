@@ -1,0 +1,290 @@
+"""The `tripsage` command: deploy, verify, up, serve, keys, secrets, db."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tripsage import jwt
+from tripsage.config import Settings, load_settings
+from tripsage.db import connector
+from tripsage.db.embedded import EmbeddedPostgres
+from tripsage.db.migrations import Deployer, Migration
+from tripsage.exceptions import TripSageError
+
+app = typer.Typer(help="TripSage Automation: the database automation plane for TripSage.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
+db_app = typer.Typer(help="The embedded PostgreSQL server.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(db_app, name="db")
+
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine; a TripSageError becomes one clear line on stderr and exit code 1."""
+    try:
+        return asyncio.run(coro)
+    except TripSageError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+@dataclass
+class Target:
+    """The database a command works on: the configured one, or the embedded server (started if needed)."""
+
+    settings: Settings
+    url: str
+    embedded: EmbeddedPostgres | None
+
+    def close(self) -> None:
+        # Stop the embedded server only if this command started it (another `tripsage up` may be using it).
+        if self.embedded is not None and self.embedded.started_here:
+            self.embedded.stop()
+
+
+def open_target(settings: Settings, *, db_port: int | None = None) -> Target:
+    external = settings.external_database_url
+    if external:
+        return Target(settings, external, None)
+    server = EmbeddedPostgres(settings.resolved_data_dir, port=db_port or settings.db_port)
+    return Target(settings, server.start(), server)
+
+
+async def deploy_to(target: Target, *, dry_run: bool = False, quiet: bool = False) -> list[Migration]:
+    deployer = Deployer(
+        target.url, target.settings.resolved_migrations_dir, embedding_dim=target.settings.embedding_dim
+    )
+
+    def progress(migration: Migration) -> None:
+        if not quiet:
+            console.print(f"  applying [cyan]{migration.path.name}[/]")
+
+    plan = await deployer.deploy(dry_run=dry_run, progress=progress)
+    for version in plan.unknown:
+        errors.print(f"[yellow]warning:[/] migration {version} is recorded in the database but has no file here")
+    return plan.pending
+
+
+@app.command()
+def deploy(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List what would run; change nothing.")] = False,
+) -> None:
+    """Apply pending migrations (supabase/migrations) to the database."""
+
+    async def main() -> None:
+        target = open_target(load_settings())
+        try:
+            began = time.perf_counter()
+            pending = await deploy_to(target, dry_run=dry_run)
+            elapsed = time.perf_counter() - began
+            if dry_run:
+                if not pending:
+                    console.print("Nothing to apply: the database is up to date.")
+                for migration in pending:
+                    console.print(f"would apply [cyan]{migration.path.name}[/]")
+            elif pending:
+                console.print(f"[green]Applied {len(pending)} migration(s)[/] in {elapsed:.2f} s.")
+            else:
+                console.print("Nothing to apply: the database is up to date.")
+        finally:
+            target.close()
+
+    run(main())
+
+
+async def verification(url: str) -> dict[str, Any]:
+    from tripsage import queries_for
+
+    q = queries_for("tripsage.db")
+    async with connector.Database(url, max_size=1, application_name="tripsage-verify") as db:
+        extensions = await db.fetch_all(q["verify_extensions"])
+        checks = await db.fetch_all(q["verify_automation_setup"])
+    ok = all(check["status"] != "error" for check in checks)
+    return {"ok": ok, "extensions": extensions, "checks": checks}
+
+
+@app.command()
+def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Check extensions, realtime, monitoring, webhooks and jobs; exit 0 only when every required check passes."""
+
+    async def main() -> dict[str, Any]:
+        target = open_target(load_settings())
+        try:
+            return await verification(target.url)
+        finally:
+            target.close()
+
+    report = run(main())
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        table = Table(title="Extensions")
+        for column in ("name", "status", "version", "note"):
+            table.add_column(column)
+        for ext in report["extensions"]:
+            style = {"native": "green", "emulated": "cyan"}.get(ext["status"], "red")
+            table.add_row(ext["name"], f"[{style}]{ext['status']}[/]", ext["version"] or "", ext["note"] or "")
+        console.print(table)
+        checks = Table(title="Automation")
+        for column in ("component", "status", "details"):
+            checks.add_column(column)
+        for check in report["checks"]:
+            style = {"ok": "green", "warning": "yellow"}.get(check["status"], "red")
+            checks.add_row(check["component"], f"[{style}]{check['status']}[/]", check["details"])
+        console.print(checks)
+        console.print("[green]All required checks pass.[/]" if report["ok"] else "[red]Some required checks fail.[/]")
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+def serve_runtime(settings: Settings, url: str, host: str, port: int, *, banner: str | None = None) -> None:
+    import uvicorn
+
+    from tripsage.server import build_app, build_runtime
+
+    runtime = build_runtime(settings, url)
+    config = uvicorn.Config(
+        build_app(runtime),
+        host=host,
+        port=port,
+        log_level=settings.log_level,
+        lifespan="on",
+        ws="websockets-sansio",
+    )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        task = asyncio.create_task(server.serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started and banner:
+            console.print(banner, highlight=False, soft_wrap=True)
+        await task
+
+    run(main())
+    if not server.started:
+        raise typer.Exit(1)
+
+
+def keys_text(settings: Settings) -> str:
+    return (
+        f"anon key: {jwt.api_key(settings.jwt_secret, 'anon')}\n"
+        f"service_role key: {jwt.api_key(settings.jwt_secret, 'service_role')}"
+    )
+
+
+@app.command()
+def up(
+    port: Annotated[int | None, typer.Option(help="HTTP port of the runtime (default 54321).")] = None,
+    db_port: Annotated[int | None, typer.Option(help="Also listen on this TCP port (embedded server).")] = None,
+) -> None:
+    """Start everything: the embedded server (or the configured one), deploy, then the runtime."""
+    settings = load_settings()
+    http_port = port or settings.port
+    try:
+        target = open_target(settings, db_port=db_port)
+    except TripSageError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    # SIGTERM stops the runtime the same way Ctrl-C does (uvicorn handles both), then the embedded server below.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        run(deploy_to(target, quiet=True))
+        api = f"http://{settings.host}:{http_port}"
+        db_url = (target.embedded.tcp_url() or target.url) if target.embedded else connector.redact(target.url)
+        banner = (
+            f"[bold green]TripSage is up.[/]\n"
+            f"API URL: {api}\nHealth: {api}/health\nDB URL: {db_url}\n{keys_text(settings)}"
+        )
+        serve_runtime(settings, target.url, settings.host, http_port, banner=banner)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        target.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port (default 54321).")] = None,
+) -> None:
+    """Run the runtime alone against the configured database (SUPABASE_DB_URL or DATABASE_URL)."""
+    settings = load_settings()
+    url = settings.external_database_url
+    if not url:
+        errors.print(
+            "[bold red]error:[/] set SUPABASE_DB_URL or DATABASE_URL (or use `tripsage up` for the embedded server)"
+        )
+        raise typer.Exit(1)
+    serve_runtime(settings, url, host or settings.host, port or settings.port)
+
+
+@app.command()
+def keys() -> None:
+    """Print the anon and service_role JWTs, signed with the project secret."""
+    print(keys_text(load_settings()))
+
+
+@secrets_app.command("rotate")
+def secrets_rotate() -> None:
+    """Re-encrypt every secret at rest under the current TRIPSAGE_ENCRYPTION_KEY."""
+    from tripsage.db.vault import rotate_all
+
+    async def main() -> dict[str, int]:
+        settings = load_settings()
+        target = open_target(settings)
+        try:
+            return await rotate_all(target.url, settings)
+        finally:
+            target.close()
+
+    counts = run(main())
+    for table, count in counts.items():
+        console.print(f"{table}: {count} re-encrypted")
+
+
+@db_app.command("start")
+def db_start(port: Annotated[int | None, typer.Option(help="Also listen on this TCP port.")] = None) -> None:
+    """Start the embedded server and leave it running; print its URL."""
+    settings = load_settings()
+    try:
+        server = EmbeddedPostgres(settings.resolved_data_dir, port=port or settings.db_port)
+        url = server.start()
+        print(server.tcp_url() or url)
+    except TripSageError as error:
+        errors.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(1) from None
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    settings = load_settings()
+    EmbeddedPostgres(settings.resolved_data_dir).stop()
+
+
+@db_app.command("url")
+def db_url() -> None:
+    """Print the URL of the database TripSage uses."""
+    settings = load_settings()
+    print(settings.external_database_url or EmbeddedPostgres(settings.resolved_data_dir).url())
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    logging.basicConfig(level=os.environ.get("TRIPSAGE_LOG_LEVEL", "INFO").upper(), stream=sys.stderr)
+    app()

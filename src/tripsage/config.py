@@ -1,0 +1,124 @@
+"""Settings, from the environment (and a .env file): see the table in README.md.
+
+The database is `SUPABASE_DB_URL`, else `DATABASE_URL`, else the embedded server in `TRIPSAGE_DATA_DIR`. Local secrets
+(`TRIPSAGE_JWT_SECRET`, `TRIPSAGE_ENCRYPTION_KEY`) are generated on first start and kept with mode 0600 in the data
+dir when unset; in production mode they are required.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tripsage.exceptions import ConfigurationError
+
+DEFAULT_PORT = 54321
+SECRETS_FILE_MODE = 0o600
+
+
+class Settings(BaseSettings):
+    """Every TripSage setting. Field names map to the environment variables in the README."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    supabase_db_url: str | None = Field(default=None, validation_alias="SUPABASE_DB_URL")
+    database_url_env: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    data_dir: Path = Field(default=Path(".tripsage"), validation_alias="TRIPSAGE_DATA_DIR")
+    db_port: int | None = Field(default=None, validation_alias="TRIPSAGE_DB_PORT")
+    mode: Literal["development", "production"] = Field(default="development", validation_alias="TRIPSAGE_MODE")
+    jwt_secret_env: str | None = Field(default=None, validation_alias="TRIPSAGE_JWT_SECRET")
+    encryption_key_env: str | None = Field(default=None, validation_alias="TRIPSAGE_ENCRYPTION_KEY")
+    previous_encryption_keys: str = Field(default="", validation_alias="TRIPSAGE_PREVIOUS_ENCRYPTION_KEYS")
+    embedding_dim: int = Field(default=384, validation_alias="TRIPSAGE_EMBEDDING_DIM")
+    host: str = Field(default="127.0.0.1", validation_alias="TRIPSAGE_HOST")
+    port: int = Field(default=DEFAULT_PORT, validation_alias="TRIPSAGE_PORT")
+    public_url: str | None = Field(default=None, validation_alias="TRIPSAGE_PUBLIC_URL")
+    db_role: str | None = Field(default=None, validation_alias="TRIPSAGE_DB_ROLE")
+    pool_max_size: int = Field(default=10, validation_alias="TRIPSAGE_POOL_MAX_SIZE")
+    migrations_dir: Path | None = Field(default=None, validation_alias="TRIPSAGE_MIGRATIONS_DIR")
+    webhook_allow_hosts: str = Field(default="", validation_alias="TRIPSAGE_WEBHOOK_ALLOW_HOSTS")
+    smtp_url: str | None = Field(default=None, validation_alias=AliasChoices("SMTP_URL", "TRIPSAGE_SMTP_URL"))
+    openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
+    log_level: str = Field(default="info", validation_alias="TRIPSAGE_LOG_LEVEL")
+
+    @field_validator("embedding_dim")
+    @classmethod
+    def _dimension_in_range(cls, value: int) -> int:
+        if not 1 <= value <= 2000:
+            raise ValueError("TRIPSAGE_EMBEDDING_DIM must be between 1 and 2000 (pgvector HNSW's limit)")
+        return value
+
+    # -- the database ------------------------------------------------------------------------------------------
+
+    @property
+    def external_database_url(self) -> str | None:
+        """The configured server, or None for the embedded one."""
+        return self.supabase_db_url or self.database_url_env or None
+
+    @property
+    def uses_embedded(self) -> bool:
+        return self.external_database_url is None
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def repo_root(self) -> Path:
+        return Path(__file__).resolve().parents[2]
+
+    @property
+    def resolved_migrations_dir(self) -> Path:
+        return (self.migrations_dir or self.repo_root / "supabase" / "migrations").resolve()
+
+    # -- secrets -----------------------------------------------------------------------------------------------
+
+    @cached_property
+    def jwt_secret(self) -> str:
+        return self.jwt_secret_env or self._local_secret("jwt_secret", lambda: secrets.token_urlsafe(48))
+
+    @cached_property
+    def encryption_key(self) -> str:
+        """Base64 of 32 random bytes (AES-256)."""
+        return self.encryption_key_env or self._local_secret(
+            "encryption_key", lambda: base64.b64encode(secrets.token_bytes(32)).decode()
+        )
+
+    @property
+    def old_encryption_keys(self) -> list[str]:
+        return [key.strip() for key in self.previous_encryption_keys.split(",") if key.strip()]
+
+    def _local_secret(self, name: str, make: object) -> str:
+        """Read `name` from the data dir, or create it there (mode 0600) in development mode."""
+        env_name = f"TRIPSAGE_{name.upper()}"
+        if self.mode == "production":
+            raise ConfigurationError(f"{env_name} must be set in production mode (TRIPSAGE_MODE=production)")
+        directory = self.resolved_data_dir
+        path = directory / name
+        if path.exists():
+            if path.stat().st_mode & 0o077:
+                raise ConfigurationError(f"{path} is readable by other users: chmod 600 {path}")
+            return path.read_text().strip()
+        assert callable(make)
+        value = str(make())
+        directory.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, SECRETS_FILE_MODE)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(value + "\n")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings; a bad value becomes one clear ConfigurationError."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise ConfigurationError(f"invalid settings: {error}") from error

@@ -1,0 +1,1 @@
+"""Database access: the embedded server, the connector, named queries and the migration runner."""

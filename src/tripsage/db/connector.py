@@ -1,0 +1,179 @@
+"""The one thin layer that touches the driver: a pool, execute/fetch by named query, LISTEN, and error mapping.
+
+Domain code calls `Database` with `Query` objects from `.sql` files and never imports psycopg itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from tripsage.db.queries import Query
+from tripsage.exceptions import DatabaseError, DatabaseUnavailable, InsufficientPrivilege
+
+log = logging.getLogger(__name__)
+
+Params = Mapping[str, Any] | Sequence[Any] | None
+Row = dict[str, Any]
+CONNECT_TIMEOUT = 10  # seconds
+LISTEN_PING_INTERVAL = 30.0  # seconds of silence before the LISTEN connection is checked
+
+
+def redact(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def describe_connect_error(url: str, error: Exception) -> str:
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    message = re.sub(
+        r'^connection failed: (connection to server at "[^"]*" \([^)]*\), port \d+ failed: )?', "", message
+    )
+    return f"cannot connect to {redact(url)}: {message}"
+
+
+@contextlib.contextmanager
+def mapped_errors(context: str = "") -> Any:
+    """Map driver errors to TripSage's exceptions (one place, so callers never catch psycopg)."""
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege as error:
+        prefix = f"{context}: " if context else ""
+        raise InsufficientPrivilege(f"{prefix}{error.diag.message_primary or error}") from error
+    except psycopg.OperationalError as error:
+        raise DatabaseUnavailable(f"{context}: {error}" if context else str(error)) from error
+    except psycopg.Error as error:
+        primary = error.diag.message_primary or str(error)
+        raise DatabaseError(f"{context}: {primary}" if context else primary) from error
+
+
+async def connect(url: str, *, autocommit: bool = True, **kwargs: Any) -> psycopg.AsyncConnection[Row]:
+    """One connection (for LISTEN, leases and maintenance), with a clear error when it cannot be made."""
+    try:
+        return await psycopg.AsyncConnection.connect(
+            url, autocommit=autocommit, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT, **kwargs
+        )
+    except psycopg.OperationalError as error:
+        raise DatabaseUnavailable(describe_connect_error(url, error)) from error
+
+
+class Database:
+    """A connection pool to one database, with named-query helpers."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        role: str | None = None,
+        application_name: str = "tripsage",
+    ) -> None:
+        self.url = url
+        self.role = role
+        self.application_name = application_name
+        self._pool = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            configure=self._configure,
+            kwargs={
+                "autocommit": True,
+                "row_factory": dict_row,
+                "application_name": application_name,
+                "connect_timeout": CONNECT_TIMEOUT,
+            },
+        )
+
+    async def _configure(self, connection: psycopg.AsyncConnection[Any]) -> None:
+        if self.role:
+            await connection.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(self.role)))
+
+    async def open(self, *, wait: bool = True, timeout: float = 15.0) -> None:
+        # Try one connection first, so a wrong URL fails at once with the server's own message.
+        probe = await connect(self.url)
+        await probe.close()
+        await self._pool.open(wait=wait, timeout=timeout)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def __aenter__(self) -> Database:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        async with self._pool.connection() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+        async with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    async def execute(self, query: Query, params: Params = None) -> int:
+        """Run a statement; return the affected row count."""
+        with mapped_errors(query.name):
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(query.sql, params)
+                return cursor.rowcount
+
+    async def fetch_all(self, query: Query, params: Params = None) -> list[Row]:
+        with mapped_errors(query.name):
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(query.sql, params)
+                return await cursor.fetchall()
+
+    async def fetch_one(self, query: Query, params: Params = None) -> Row | None:
+        with mapped_errors(query.name):
+            async with self._pool.connection() as conn:
+                cursor = await conn.execute(query.sql, params)
+                return await cursor.fetchone()
+
+    async def fetch_value(self, query: Query, params: Params = None) -> Any:
+        row = await self.fetch_one(query, params)
+        return None if row is None else next(iter(row.values()))
+
+
+async def listen(url: str, channels: Sequence[str], *, reconnect_delay: float = 1.0) -> AsyncIterator[str]:
+    """Yield the channel of each NOTIFY received, forever, on a dedicated autocommit connection.
+
+    NOTIFY is only a wake-up hint: callers poll as well. After a lost connection this reconnects, re-LISTENs and
+    yields the pseudo-channel "" so the caller re-polls whatever it might have missed.
+    """
+    while True:
+        try:
+            conn = await connect(url, application_name="tripsage-listen")
+        except DatabaseUnavailable as error:
+            log.warning("LISTEN connection failed (%s); retrying in %.1f s", error, reconnect_delay)
+            await asyncio.sleep(reconnect_delay)
+            continue
+        try:
+            for channel in channels:
+                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            yield ""
+            while True:
+                gen = conn.notifies(timeout=LISTEN_PING_INTERVAL)
+                async for notify in gen:
+                    yield notify.channel
+                await conn.execute("SELECT 1")  # silence: make sure the connection is alive
+        except psycopg.OperationalError as error:
+            log.warning("LISTEN connection lost (%s); reconnecting", error)
+            await asyncio.sleep(reconnect_delay)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.close()

@@ -1,0 +1,132 @@
+"""Users' API keys, encrypted in the runtime (tripsage.crypto) before they reach the database.
+
+The plaintext travels only as a bound parameter of nothing: it is encrypted first, so neither it nor the key appear
+in SQL text, pg_stat_statements or logs. Reads and rotations are recorded in audit_log (writes by trigger).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from tripsage import queries_for
+from tripsage.config import Settings
+from tripsage.crypto import Keyring
+from tripsage.db.connector import Database, connect, mapped_errors
+
+Q = queries_for("tripsage.db")
+API_KEY_PURPOSE = "tripsage:api_keys"
+WEBHOOK_SECRET_PURPOSE = "tripsage:webhook_configs"
+
+
+def keyring(settings: Settings) -> Keyring:
+    return Keyring(settings.encryption_key, settings.old_encryption_keys)
+
+
+@dataclass
+class ApiKeyVault:
+    db: Database
+    keys: Keyring
+
+    async def create(
+        self,
+        *,
+        user_id: str,
+        service_name: str,
+        key_name: str,
+        plaintext: str,
+        expires_at: dt.datetime | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        secret = plaintext.encode()
+        row = await self.db.fetch_one(
+            Q["insert_api_key"],
+            {
+                "user_id": user_id,
+                "service_name": service_name,
+                "key_name": key_name,
+                "encrypted_key": self.keys.encrypt(secret, API_KEY_PURPOSE),
+                "key_hash": self.keys.lookup_hash(secret, API_KEY_PURPOSE),
+                "key_hint": plaintext[-4:] if len(plaintext) >= 12 else None,
+                "expires_at": expires_at,
+                "metadata": Jsonb(metadata or {}),
+            },
+        )
+        assert row is not None
+        return int(row["id"])
+
+    async def reveal(self, key_id: int, *, purpose: str = "use") -> str:
+        """The plaintext of one key (recorded in audit_log as a read)."""
+        row = await self.db.fetch_one(Q["get_api_key"], {"id": key_id})
+        if row is None:
+            raise LookupError(f"no API key with id {key_id}")
+        plaintext = self.keys.decrypt(bytes(row["encrypted_key"]), API_KEY_PURPOSE).decode()
+        await self.db.execute(
+            Q["audit_secret_access"],
+            {
+                "action": "read",
+                "table": "api_keys",
+                "record_id": str(key_id),
+                "details": Jsonb({"purpose": purpose}),
+            },
+        )
+        await self.db.execute(Q["touch_api_key"], {"id": key_id})
+        return plaintext
+
+
+async def rotate_all(url: str, settings: Settings) -> dict[str, int]:
+    """Re-encrypt every API key and webhook secret under the current key, in one transaction."""
+    keys = keyring(settings)
+    counts = {"api_keys": 0, "webhook_configs": 0}
+    conn = await connect(url, autocommit=False, application_name="tripsage-rotate")
+    try:
+        with mapped_errors("secrets rotate"):
+            async with conn.transaction():
+                for row in await (await conn.execute(Q["api_keys_for_rotation"].sql)).fetchall():
+                    blob = bytes(row["encrypted_key"])
+                    if not keys.needs_rotation(blob):
+                        continue
+                    secret = keys.decrypt(blob, API_KEY_PURPOSE)
+                    await conn.execute(
+                        Q["reencrypt_api_key"].sql,
+                        {
+                            "id": row["id"],
+                            "encrypted_key": keys.encrypt(secret, API_KEY_PURPOSE),
+                            "key_hash": keys.lookup_hash(secret, API_KEY_PURPOSE),
+                        },
+                    )
+                    await conn.execute(
+                        Q["audit_secret_access"].sql,
+                        {
+                            "action": "rotate",
+                            "table": "api_keys",
+                            "record_id": str(row["id"]),
+                            "details": Jsonb({"key_id": keys.current_id.hex()}),
+                        },
+                    )
+                    counts["api_keys"] += 1
+                for row in await (await conn.execute(Q["webhook_secrets_for_rotation"].sql)).fetchall():
+                    blob = bytes(row["secret"])
+                    if not keys.needs_rotation(blob):
+                        continue
+                    secret = keys.decrypt(blob, WEBHOOK_SECRET_PURPOSE)
+                    await conn.execute(
+                        Q["reencrypt_webhook_secret"].sql,
+                        {"id": row["id"], "secret": keys.encrypt(secret, WEBHOOK_SECRET_PURPOSE)},
+                    )
+                    await conn.execute(
+                        Q["audit_secret_access"].sql,
+                        {
+                            "action": "rotate",
+                            "table": "webhook_configs",
+                            "record_id": str(row["id"]),
+                            "details": Jsonb({"key_id": keys.current_id.hex()}),
+                        },
+                    )
+                    counts["webhook_configs"] += 1
+    finally:
+        await conn.close()
+    return counts
