@@ -21,6 +21,7 @@ from tripsage.exceptions import ConfigurationError
 
 DEFAULT_PORT = 54321
 SECRETS_FILE_MODE = 0o600
+MIN_JWT_SECRET_LENGTH = 32  # characters
 
 
 class Settings(BaseSettings):
@@ -83,7 +84,12 @@ class Settings(BaseSettings):
 
     @cached_property
     def jwt_secret(self) -> str:
-        return self.jwt_secret_env or self._local_secret("jwt_secret", lambda: secrets.token_urlsafe(48))
+        secret = self.jwt_secret_env or self._local_secret("jwt_secret", lambda: secrets.token_urlsafe(48))
+        if len(secret) < MIN_JWT_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"TRIPSAGE_JWT_SECRET must be at least {MIN_JWT_SECRET_LENGTH} characters (as Supabase requires)"
+            )
+        return secret
 
     @cached_property
     def encryption_key(self) -> str:

@@ -109,9 +109,14 @@ CREATE POLICY accommodations_write ON public.accommodations FOR ALL TO authentic
     WITH CHECK (public.trip_access_level(trip_id, auth.uid()) >= 2);
 CREATE POLICY bookings_select ON public.bookings FOR SELECT TO authenticated
     USING (public.trip_access_level(trip_id, auth.uid()) > 0);
-CREATE POLICY bookings_write ON public.bookings FOR ALL TO authenticated
-    USING (public.trip_access_level(trip_id, auth.uid()) >= 2)
+-- A booking is made in the booker's name; edit collaborators may then change or remove it.
+CREATE POLICY bookings_insert ON public.bookings FOR INSERT TO authenticated
     WITH CHECK (public.trip_access_level(trip_id, auth.uid()) >= 2 AND user_id = auth.uid());
+CREATE POLICY bookings_update ON public.bookings FOR UPDATE TO authenticated
+    USING (public.trip_access_level(trip_id, auth.uid()) >= 2)
+    WITH CHECK (public.trip_access_level(trip_id, auth.uid()) >= 2);
+CREATE POLICY bookings_delete ON public.bookings FOR DELETE TO authenticated
+    USING (public.trip_access_level(trip_id, auth.uid()) >= 2);
 
 -- Chat: the session's owner, and viewers of its trip, see it; only the owner writes.
 CREATE POLICY chat_sessions_select ON public.chat_sessions FOR SELECT TO authenticated
