@@ -107,13 +107,17 @@ async def test_role_without_privileges_is_refused_clearly(server: servers.Server
             conn.execute("DROP ROLE tripsage_weak")
 
 
+def copy_controls(source: Path, pattern: str, target: Path) -> None:
+    for control in source.glob(pattern):
+        shutil.copy(control, target)
+
+
 async def test_server_without_pgvector_is_refused_with_the_fix(embedded_server: servers.Server, tmp_path: Path) -> None:
     # PostgreSQL 18's extension_control_path lets this session see only btree_gist: as on a server lacking pgvector.
     controls = servers.make_shared_tempdir("tsg-controls-")
     try:
         system_dir = Path(str(embedded_server.bin_dir).replace("/bin", "/share/extension"))
-        for control in system_dir.glob("btree_gist*"):
-            shutil.copy(control, controls)
+        copy_controls(system_dir, "btree_gist*", controls)
         name = embedded_server.create_database(template=None)
         try:
             url = psycopg.conninfo.make_conninfo(

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 
 SEED = Path(__file__).parent / "data" / "rls_seed.sql"
 USERS = {
@@ -66,9 +67,14 @@ VISIBLE["session_memories_archive"] = personal({101}, {102})
 for table in ("system_metrics", "webhook_configs", "webhook_logs", "audit_log"):
     VISIBLE[table] = dict.fromkeys(USERS)
 
+
+def on_table(template: str, table: str) -> sql.Composed:
+    return sql.SQL(template).format(sql.Identifier(table))
+
+
 # (table, operation, SQL, who may do it). The SQL targets trip 1's rows or the owner's personal rows; params are the
 # acting user's id as %(me)s.
-WRITES: list[tuple[str, str, str, set[str]]] = [
+WRITES: list[tuple[str, str, str | sql.Composed, set[str]]] = [
     (
         "trips",
         "insert_own",
@@ -122,17 +128,17 @@ for table, insert in (
 ):
     WRITES += [
         (table, "insert", insert, WRITERS),
-        (table, "update", f"UPDATE {table} SET metadata = '{{\"x\": 1}}' WHERE id = 1", WRITERS),
-        (table, "delete", f"DELETE FROM {table} WHERE id = 1", WRITERS),
+        (table, "update", on_table("UPDATE {} SET metadata = '{{\"x\": 1}}' WHERE id = 1", table), WRITERS),
+        (table, "delete", on_table("DELETE FROM {} WHERE id = 1", table), WRITERS),
     ]
 WRITES += [
     ("chat_sessions", "insert_on_trip", "INSERT INTO chat_sessions (user_id, trip_id) VALUES (%(me)s, 1)", MEMBERS),
-    ("chat_sessions", "update", f"UPDATE chat_sessions SET metadata = '{{\"x\": 1}}' WHERE id = '{S1}'", {"owner"}),
-    ("chat_sessions", "delete", f"DELETE FROM chat_sessions WHERE id = '{S1}'", {"owner"}),
+    ("chat_sessions", "update", "UPDATE chat_sessions SET metadata = '{\"x\": 1}' WHERE id = %(s1)s", {"owner"}),
+    ("chat_sessions", "delete", "DELETE FROM chat_sessions WHERE id = %(s1)s", {"owner"}),
     (
         "chat_messages",
         "insert",
-        f"INSERT INTO chat_messages (session_id, role, content) VALUES ('{S1}', 'user', 'hi')",
+        "INSERT INTO chat_messages (session_id, role, content) VALUES (%(s1)s, 'user', 'hi')",
         {"owner"},
     ),
     ("chat_messages", "update", "UPDATE chat_messages SET content = 'edited' WHERE id = 1", {"owner"}),
@@ -157,7 +163,7 @@ WRITES += [
     (
         "session_memories",
         "insert",
-        f"INSERT INTO session_memories (session_id, user_id, content) VALUES ('{S1}', %(me)s, 'x')",
+        "INSERT INTO session_memories (session_id, user_id, content) VALUES (%(s1)s, %(me)s, 'x')",
         {"owner"},
     ),
     ("session_memories", "update", "UPDATE session_memories SET content = 'y' WHERE id = 1", {"owner"}),
@@ -192,8 +198,8 @@ WRITES += [
 ]
 for table in ("search_destinations", "search_flights", "search_hotels", "search_activities"):
     WRITES += [
-        (table, "update", f"UPDATE {table} SET results = '[1]' WHERE id = 1", {"owner"}),
-        (table, "delete", f"DELETE FROM {table} WHERE id = 1", {"owner"}),
+        (table, "update", on_table("UPDATE {} SET results = '[1]' WHERE id = 1", table), {"owner"}),
+        (table, "delete", on_table("DELETE FROM {} WHERE id = 1", table), {"owner"}),
     ]
 
 
@@ -214,17 +220,17 @@ def visible_ids(conn: psycopg.Connection[tuple[Any, ...]], table: str, user: str
     try:
         with conn.transaction(force_rollback=True):
             act_as(conn, user)
-            rows = conn.execute(psycopg.sql.SQL("SELECT id FROM {}").format(psycopg.sql.Identifier(table))).fetchall()
+            rows = conn.execute(sql.SQL("SELECT id FROM {}").format(sql.Identifier(table))).fetchall()
     except psycopg.errors.InsufficientPrivilege:
         return None
     return {str(row[0]) if table == "chat_sessions" else row[0] for row in rows}
 
 
-def write_allowed(conn: psycopg.Connection[tuple[Any, ...]], statement: str, user: str) -> bool:
+def write_allowed(conn: psycopg.Connection[tuple[Any, ...]], statement: str | sql.Composed, user: str) -> bool:
     try:
         with conn.transaction(force_rollback=True):
             act_as(conn, user)
-            cursor = conn.execute(statement.encode(), {"me": USERS[user]})  # bytes: a literal statement
+            cursor = conn.execute(statement, {"me": USERS[user], "s1": S1})
             return cursor.rowcount > 0
     except (psycopg.errors.InsufficientPrivilege, psycopg.errors.CheckViolation):
         return False
@@ -259,7 +265,7 @@ def test_anon_sees_nothing(seeded: psycopg.Connection[tuple[Any, ...]]) -> None:
         with seeded.transaction(force_rollback=True):
             seeded.execute("SET LOCAL ROLE anon")
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                seeded.execute(psycopg.sql.SQL("SELECT 1 FROM {}").format(psycopg.sql.Identifier(table)))
+                seeded.execute(sql.SQL("SELECT 1 FROM {}").format(sql.Identifier(table)))
 
 
 def test_write_matrix(seeded: psycopg.Connection[tuple[Any, ...]]) -> None:

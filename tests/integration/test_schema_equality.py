@@ -1,7 +1,8 @@
 """supabase/schemas (declarative) and supabase/migrations (history) describe the same database.
 
-Three builds on each server: schemas/ through psql, migrations/ through psql (what `supabase db push` and plain `psql -f`
-users do), and migrations/ through `tripsage deploy`'s runner. Their `pg_dump --schema-only` must be identical.
+Three builds on each server: schemas/ through psql, migrations/ through psql (what `supabase db push` and plain
+`psql -f` users do), and migrations/ through `tripsage deploy`'s runner.
+Their `pg_dump --schema-only` must be identical.
 """
 
 from __future__ import annotations
