@@ -792,7 +792,7 @@ BEGIN
     IF TG_OP = 'UPDATE' THEN
         SELECT array_agg(key ORDER BY key) INTO changed
         FROM jsonb_each(to_jsonb(NEW)) AS n(key, value)
-        WHERE n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key AND n.key <> 'updated_at';
+        WHERE n.value IS DISTINCT FROM to_jsonb(OLD) -> n.key AND n.key NOT IN ('updated_at', 'last_used_at');
         IF changed IS NULL THEN
             RETURN NULL;
         END IF;
