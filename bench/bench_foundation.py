@@ -23,6 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from tests import servers  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+
 from tripsage.db.migrations import Deployer  # noqa: E402
 
 MIGRATIONS = REPO / "supabase" / "migrations"
