@@ -1,5 +1,5 @@
 # The two commands of the README: `make up` starts everything, `make test` runs the whole suite.
-.PHONY: up test lint bench bootstrap system-postgres
+.PHONY: up test lint bench bootstrap system-postgres browser
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -10,12 +10,15 @@ up: bootstrap
 system-postgres:
 	@bash scripts/system-postgres.sh install
 
+browser:
+	@bash scripts/browser.sh
+
 lint: bootstrap
 	.venv/bin/ruff format --check src tests bench scripts
 	.venv/bin/ruff check src tests bench scripts
 	.venv/bin/mypy
 
-test: bootstrap system-postgres lint
+test: bootstrap system-postgres browser lint
 	.venv/bin/pytest
 
 bench: bootstrap system-postgres

@@ -285,6 +285,15 @@ def db_url() -> None:
     print(settings.external_database_url or EmbeddedPostgres(settings.resolved_data_dir).url())
 
 
+def _register_capabilities() -> None:
+    from tripsage.monitoring.cli import status
+
+    app.command()(status)
+
+
+_register_capabilities()
+
+
 def main() -> None:  # pragma: no cover - console entry point
     logging.basicConfig(level=os.environ.get("TRIPSAGE_LOG_LEVEL", "INFO").upper(), stream=sys.stderr)
     app()

@@ -23,6 +23,7 @@ from tripsage import __version__, queries_for
 from tripsage.config import Settings
 from tripsage.db.connector import Database
 from tripsage.exceptions import DatabaseError
+from tripsage.monitoring.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.db")
@@ -49,6 +50,7 @@ class Runtime:
     components: list[Component] = field(default_factory=list)
     db: Database | None = None
     started_at: float = field(default_factory=time.time)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def database(self) -> Database:
@@ -103,7 +105,10 @@ class Runtime:
 
 def default_components(settings: Settings) -> list[Component]:
     """The components `tripsage up` and `tripsage serve` run. Each capability registers here."""
-    return []
+    from tripsage.monitoring.component import MonitoringComponent
+
+    components: list[Component] = [MonitoringComponent()]
+    return components
 
 
 def build_app(runtime: Runtime) -> Starlette:

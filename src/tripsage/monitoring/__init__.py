@@ -1,0 +1,1 @@
+"""Monitoring: Prometheus metrics, the dashboard, `tripsage status`, and the seed's success metrics."""

@@ -1,0 +1,125 @@
+"""Monitoring from outside: /metrics scraped over HTTP, and the dashboard in headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import psycopg
+import pytest
+
+from tests import servers
+from tests.runtime import RunningRuntime, running_runtime, runtime_settings
+from tripsage import jwt
+
+ARTIFACTS = servers.REPO / "test-artifacts"
+USER = "00000000-0000-4000-8000-0000000000e1"
+
+
+@pytest.fixture
+async def runtime(embedded_database: str, tmp_path: Path) -> AsyncIterator[RunningRuntime]:
+    async with running_runtime(runtime_settings(tmp_path), embedded_database) as running:
+        yield running
+
+
+async def scrape(base_url: str) -> str:
+    async with aiohttp.ClientSession() as session, session.get(f"{base_url}/metrics") as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("text/plain")
+        return await response.text()
+
+
+def sample(text: str, name: str, labels: str = "") -> float | None:
+    match = re.search(rf"^{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.MULTILINE)
+    return None if match is None else float(match.group(1))
+
+
+async def test_metrics_move_with_activity(runtime: RunningRuntime, embedded_database: str) -> None:
+    before = await scrape(runtime.base_url)
+    assert "tripsage_webhook_deliveries_total" in before or "# HELP tripsage_webhook_deliveries" in before
+    labels = '{cache="flights",result="miss"}'
+    assert sample(before, "tripsage_search_cache_lookups_today", labels) is None
+    with psycopg.connect(embedded_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO auth.users (id) VALUES (%s)", [USER])
+        for _ in range(3):
+            conn.execute("SELECT search_cache_lookup('flights', 'nothing-cached', %s)", [USER])
+    after = await scrape(runtime.base_url)
+    assert sample(after, "tripsage_search_cache_lookups_today", labels) == 3.0
+
+
+def browser_or_skip() -> tuple[str, str]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("chromium and chromedriver are not installed (scripts/browser.sh installs them as root)")
+    return chromium, driver
+
+
+def drive_dashboard(base_url: str, key: str, screenshot: Path) -> dict[str, object]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    chromium, driver_path = browser_or_skip()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1800",
+    ):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(options=options, service=Service(driver_path))
+    try:
+        browser.get(f"{base_url}/dashboard")
+        browser.find_element(By.ID, "key").send_keys("not-a-key")
+        browser.find_element(By.ID, "sign-in").click()
+        refused = browser.find_element(By.CLASS_NAME, "error").text
+        browser.find_element(By.ID, "key").send_keys(key)
+        browser.find_element(By.ID, "sign-in").click()
+        WebDriverWait(browser, 30).until(
+            expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body[data-charts-ready='true']"))
+        )
+        charts = browser.find_elements(By.CSS_SELECTOR, ".chart .main-svg")
+        traces = browser.find_elements(By.CSS_SELECTOR, "#chart-health .scatterlayer .trace")
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(screenshot))
+        return {
+            "refused": refused,
+            "charts": len(charts),
+            "health_traces": len(traces),
+            "sections": browser.find_element(By.ID, "jobs").text,
+        }
+    finally:
+        browser.quit()
+
+
+async def test_dashboard_signs_in_and_draws_charts(runtime: RunningRuntime, embedded_database: str) -> None:
+    browser_or_skip()
+    with psycopg.connect(embedded_database, autocommit=True) as conn:
+        # Real measurements of this database, as the health job records them, at three moments.
+        for minutes in (10, 5, 0):
+            conn.execute(
+                "INSERT INTO system_metrics (metric_type, metric_name, value, created_at) "
+                "SELECT 'database', 'connections_total', count(*), now() - make_interval(mins => %s) "
+                "FROM pg_stat_activity",
+                [minutes],
+            )
+    key = jwt.api_key(runtime.settings.jwt_secret, "service_role")
+    shot = ARTIFACTS / "dashboard.png"
+    result = await asyncio.to_thread(drive_dashboard, runtime.base_url, key, shot)
+    assert "not this project's service_role key" in str(result["refused"])
+    assert int(str(result["charts"])) >= 4
+    assert int(str(result["health_traces"])) >= 1
+    assert shot.stat().st_size > 10_000

@@ -1,0 +1,64 @@
+"""Run the real runtime (the ASGI app and its components) under a real uvicorn server on 127.0.0.1, in the test loop."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from tripsage.config import Settings, load_settings
+from tripsage.server import Runtime, build_app, build_runtime
+
+TEST_JWT_SECRET = "tripsage-tests-jwt-secret-0123456789-abcdefghij"
+
+
+def runtime_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "jwt_secret_env": TEST_JWT_SECRET,
+        "encryption_key_env": base64.b64encode(os.urandom(32)).decode(),
+        "data_dir": data_dir,
+        "log_level": "warning",
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningRuntime:
+    runtime: Runtime
+    base_url: str
+    settings: Settings
+
+
+@contextlib.asynccontextmanager
+async def running_runtime(settings: Settings, database_url: str) -> AsyncIterator[RunningRuntime]:
+    runtime = build_runtime(settings, database_url)
+    port = _free_port()
+    config = uvicorn.Config(
+        build_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("the runtime stopped before it started")
+            await asyncio.sleep(0.02)
+        yield RunningRuntime(runtime, f"http://127.0.0.1:{port}", settings)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
