@@ -90,7 +90,10 @@ def row(figure: str, samples: list[float], goal: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--full", action="store_true", help="more repetitions")
     args = parser.parse_args()
+    if args.full:
+        args.runs = max(args.runs, 20)
     server = servers.start_embedded()
     try:
         cold, noop = timed_deploys(server, args.runs)
