@@ -1,0 +1,184 @@
+"""What the chaos, soak and scale-out runs share: a real PostgreSQL cluster and real runtime replicas.
+
+A `Cluster` is the embedded server in a temp dir with a TCP port (restartable in place); a `Replica` is one
+`python -m tripsage serve` process against it, with the project secrets every replica shares. Nothing here is a
+stand-in: the replicas are the same processes an operator runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests import servers  # noqa: E402
+
+from tripsage.db.embedded import EmbeddedPostgres  # noqa: E402
+from tripsage.db.migrations import Deployer  # noqa: E402
+
+MIGRATIONS = REPO / "supabase" / "migrations"
+JWT_SECRET = "tripsage-bench-jwt-secret-0123456789-abcdefghijkl"
+HEALTH_TIMEOUT = 60.0  # seconds a replica may take to answer /health with the database ok
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def machine() -> str:
+    """Cores and memory of this machine, for the report."""
+    memory_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kib = int(line.split()[1])
+    return f"{os.cpu_count()} cores, {memory_kib / 1024 / 1024:.1f} GiB memory"
+
+
+@dataclass
+class Cluster:
+    """The embedded PostgreSQL in its own temp dir, on a TCP port, with TripSage deployed in `database`."""
+
+    database: str = "tripsage"
+    port: int = field(default_factory=free_port)
+    data_dir: Path = field(default_factory=lambda: servers.make_shared_tempdir("tsg-bench-"))
+
+    def __post_init__(self) -> None:
+        self.server = EmbeddedPostgres(self.data_dir, port=self.port)
+
+    @property
+    def url(self) -> str:
+        tcp = self.server.tcp_url(self.database)
+        assert tcp is not None
+        return tcp
+
+    def start(self) -> None:
+        self.server.start()
+        admin = self.server.tcp_url()
+        assert admin is not None
+        import psycopg
+
+        with psycopg.connect(admin, autocommit=True) as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone()
+            if not exists:
+                conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(self.database)))
+        asyncio.run(Deployer(self.url, MIGRATIONS).deploy())
+
+    def restart(self) -> float:
+        """Stop (fast) and start the server again; returns the seconds it was down."""
+        began = time.perf_counter()
+        self.server.stop()
+        self.server.start()
+        return time.perf_counter() - began
+
+    def close(self) -> None:
+        try:
+            self.server.stop()
+        finally:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+@dataclass
+class Replica:
+    """One `tripsage serve` process against the cluster."""
+
+    database_url: str
+    encryption_key: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
+        env.update(
+            {
+                "DATABASE_URL": self.database_url,
+                "TRIPSAGE_JWT_SECRET": JWT_SECRET,
+                "TRIPSAGE_ENCRYPTION_KEY": self.encryption_key,
+                "TRIPSAGE_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+                "TRIPSAGE_PUBLIC_URL": self.base_url,
+                "TRIPSAGE_LOG_LEVEL": "warning",
+                "HF_HUB_OFFLINE": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, log_dir: Path) -> None:
+        self.log_path = log_dir / f"replica-{self.port}.log"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tripsage", "serve", "--port", str(self.port)],
+                env=self.env(),
+                cwd=REPO,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> float:
+        """Seconds until /health reports the database ok; raises if the process dies or time runs out."""
+        began = time.perf_counter()
+        while time.perf_counter() - began < timeout:
+            if self.process is None or self.process.poll() is not None:
+                raise RuntimeError(f"replica on port {self.port} exited; see {self.log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/health", timeout=2) as response:
+                    if json.loads(response.read())["database"]["status"] == "ok":
+                        return time.perf_counter() - began
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"replica on port {self.port} not healthy after {timeout} s; see {self.log_path}")
+
+    def kill9(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the replica process (0 when it is not running)."""
+        if self.process is None or self.process.poll() is not None:
+            return 0
+        statm = Path(f"/proc/{self.process.pid}/statm").read_text().split()
+        return int(statm[1]) * PAGE_SIZE
+
+
+def new_encryption_key() -> str:
+    return base64.b64encode(os.urandom(32)).decode()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
