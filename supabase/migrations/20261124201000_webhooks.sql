@@ -1,0 +1,549 @@
+-- 08_webhooks: the transactional outbox (events, deliveries), the event triggers, the seed's webhook configs, the
+-- SQL API (send_webhook_with_retry, test_webhook, get_webhook_stats, replay) and, on servers without pg_net, an
+-- emulation of pg_net's SQL API executed by the runtime.
+-- (supabase/schemas/08_webhooks.sql is identical to this migration.)
+
+-- Delivery state kept on the endpoint itself. max_concurrency bounds in-flight requests per endpoint.
+ALTER TABLE public.webhook_configs
+    ADD COLUMN max_concurrency integer NOT NULL DEFAULT 32 CHECK (max_concurrency BETWEEN 1 AND 1000);
+
+-- The outbox lives in its own schema: the runtime's tables, not part of the app's API (PostgREST exposes public).
+CREATE SCHEMA webhooks;
+GRANT USAGE ON SCHEMA webhooks TO service_role, tripsage_automation;
+
+-- Every event ever emitted, matched or not, so nothing is lost.
+CREATE TABLE webhooks.events (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_type text NOT NULL CHECK (length(event_type) BETWEEN 1 AND 200),
+    payload jsonb NOT NULL DEFAULT '{}',
+    dedupe_key text,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX events_dedupe_idx ON webhooks.events (dedupe_key) WHERE dedupe_key IS NOT NULL;
+
+-- One row per (event, endpoint): the unit the dispatcher claims, signs, sends and retries. webhook_id is the
+-- Standard Webhooks message id, the same on every attempt. While a dispatcher holds a delivery (status
+-- 'delivering'), next_attempt_at is its lease's expiry, so one index serves due work and expired leases.
+CREATE TABLE webhooks.deliveries (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id bigint NOT NULL REFERENCES webhooks.events (id) ON DELETE CASCADE,
+    webhook_config_id bigint NOT NULL REFERENCES public.webhook_configs (id) ON DELETE CASCADE,
+    webhook_id text NOT NULL DEFAULT ('msg_' || replace(gen_random_uuid()::text, '-', ''))
+        CONSTRAINT deliveries_webhook_id_key UNIQUE,
+    event_type text NOT NULL,
+    status text NOT NULL DEFAULT 'pending'
+        CHECK (status IN ('pending', 'delivering', 'retrying', 'succeeded', 'dead')),
+    attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    leased_by text,
+    last_status integer,
+    last_error text,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    completed_at timestamptz
+);
+CREATE INDEX deliveries_due_idx ON webhooks.deliveries (next_attempt_at)
+    WHERE status IN ('pending', 'delivering', 'retrying');
+CREATE INDEX deliveries_event_idx ON webhooks.deliveries (event_id);
+CREATE INDEX deliveries_config_idx ON webhooks.deliveries (webhook_config_id, created_at DESC);
+CREATE INDEX deliveries_dead_idx ON webhooks.deliveries (id) WHERE status = 'dead';
+
+ALTER TABLE public.webhook_logs
+    ADD COLUMN delivery_id bigint REFERENCES webhooks.deliveries (id) ON DELETE CASCADE;
+CREATE INDEX webhook_logs_delivery_idx ON public.webhook_logs (delivery_id);
+
+ALTER TABLE webhooks.events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE webhooks.deliveries ENABLE ROW LEVEL SECURITY;
+GRANT ALL ON webhooks.events, webhooks.deliveries TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON public.webhook_configs, public.webhook_logs, webhooks.events,
+    webhooks.deliveries TO tripsage_automation;
+
+-- Does an event type match one of a config's patterns? '*' matches everything, 'a.b.*' every type under a.b.
+CREATE FUNCTION public.webhook_event_matches(p_event_type text, p_patterns text[]) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog
+    AS $$
+    SELECT EXISTS (
+        SELECT 1 FROM unnest(p_patterns) AS pattern
+        WHERE pattern = '*' OR pattern = p_event_type
+           OR (right(pattern, 2) = '.*' AND starts_with(p_event_type, left(pattern, -1)))
+    )
+$$;
+
+-- The event types TripSage emits (for the SQL API's clear errors; triggers never validate).
+CREATE FUNCTION public.webhook_event_type_known(p_event_type text) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog
+    AS $$
+    SELECT p_event_type ~ ('^(trip\.collaborator\.(added|updated|removed)|chat\.message\.(created|process)'
+        || '|chat\.session\.(started|ended)|booking\.(flights|accommodations|bookings)\.[a-z_]+|booking\.confirmed'
+        || '|memory\.generate\.embedding|api_key\.expiring|webhook\.test|webhook\.endpoint\.disabled)$')
+$$;
+
+-- The outbox writer (the contract between the issues): records the event, and a delivery for each active config
+-- whose patterns match, in the caller's transaction. Never raises because of configuration.
+CREATE FUNCTION public.emit_event(p_event_type text, p_payload jsonb, p_dedupe_key text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    existing bigint;
+    new_id bigint;
+    queued integer;
+BEGIN
+    IF p_dedupe_key IS NOT NULL THEN
+        SELECT e.id INTO existing FROM webhooks.events e
+        WHERE e.dedupe_key = p_dedupe_key
+          AND EXISTS (SELECT 1 FROM webhooks.deliveries d
+                      WHERE d.event_id = e.id AND d.status IN ('pending', 'delivering', 'retrying'))
+        LIMIT 1;
+        IF existing IS NOT NULL THEN
+            RETURN existing;
+        END IF;
+    END IF;
+    INSERT INTO webhooks.events (event_type, payload, dedupe_key)
+    VALUES (p_event_type, coalesce(p_payload, '{}'), p_dedupe_key)
+    RETURNING id INTO new_id;
+    INSERT INTO webhooks.deliveries (event_id, webhook_config_id, event_type)
+    SELECT new_id, c.id, p_event_type FROM public.webhook_configs c
+    WHERE c.is_active AND public.webhook_event_matches(p_event_type, c.events);
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    IF queued > 0 THEN
+        PERFORM pg_notify('tripsage_webhooks', '');
+    END IF;
+    RETURN new_id;
+END
+$$;
+
+-- Pending plus retrying deliveries (the contract's outbox depth).
+CREATE FUNCTION public.webhook_outbox_depth() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+    SELECT count(*) FROM webhooks.deliveries WHERE status IN ('pending', 'delivering', 'retrying')
+$$;
+
+-- Triggers call this: the user's write must never fail because of webhooks, so any error becomes a warning.
+CREATE FUNCTION public.emit_event_safely(p_event_type text, p_payload jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+BEGIN
+    PERFORM public.emit_event(p_event_type, p_payload);
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'webhook event % not recorded: %', p_event_type, SQLERRM;
+END
+$$;
+
+CREATE FUNCTION public.webhooks_trip_collaborator_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    actor uuid;
+    data jsonb;
+BEGIN
+    BEGIN
+        actor := auth.uid();
+    EXCEPTION WHEN OTHERS THEN
+        actor := NULL;
+    END;
+    IF TG_OP = 'DELETE' THEN
+        data := jsonb_build_object('trip_id', OLD.trip_id, 'user_id', OLD.user_id,
+            'permission_level', OLD.permission_level, 'added_by', OLD.added_by, 'actor_id', actor);
+        PERFORM public.emit_event_safely('trip.collaborator.removed', data);
+        RETURN OLD;
+    ELSIF TG_OP = 'INSERT' THEN
+        data := jsonb_build_object('trip_id', NEW.trip_id, 'user_id', NEW.user_id,
+            'permission_level', NEW.permission_level, 'added_by', NEW.added_by, 'actor_id', actor);
+        PERFORM public.emit_event_safely('trip.collaborator.added', data);
+    ELSIF NEW.permission_level IS DISTINCT FROM OLD.permission_level THEN
+        data := jsonb_build_object('trip_id', NEW.trip_id, 'user_id', NEW.user_id,
+            'permission_level', NEW.permission_level, 'old_permission_level', OLD.permission_level,
+            'added_by', NEW.added_by, 'actor_id', actor);
+        PERFORM public.emit_event_safely('trip.collaborator.updated', data);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER webhooks_trip_collaborator_event AFTER INSERT OR UPDATE OR DELETE ON public.trip_collaborators
+    FOR EACH ROW EXECUTE FUNCTION public.webhooks_trip_collaborator_event();
+
+CREATE FUNCTION public.webhooks_chat_message_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    data jsonb;
+BEGIN
+    SELECT jsonb_build_object('message_id', NEW.id, 'session_id', NEW.session_id, 'user_id', s.user_id,
+        'trip_id', s.trip_id, 'role', NEW.role, 'created_at', NEW.created_at)
+    INTO data FROM public.chat_sessions s WHERE s.id = NEW.session_id;
+    PERFORM public.emit_event_safely('chat.message.created', data);
+    IF NEW.role = 'user' THEN
+        PERFORM public.emit_event_safely('chat.message.process', data || jsonb_build_object('content', NEW.content));
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER webhooks_chat_message_event AFTER INSERT ON public.chat_messages
+    FOR EACH ROW EXECUTE FUNCTION public.webhooks_chat_message_event();
+
+CREATE FUNCTION public.webhooks_chat_session_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    data jsonb := jsonb_build_object('session_id', NEW.id, 'user_id', NEW.user_id, 'trip_id', NEW.trip_id);
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM public.emit_event_safely('chat.session.started', data);
+        IF NEW.ended_at IS NOT NULL THEN
+            PERFORM public.emit_event_safely('chat.session.ended', data);
+        END IF;
+    ELSIF NEW.ended_at IS NOT NULL AND OLD.ended_at IS NULL THEN
+        PERFORM public.emit_event_safely('chat.session.ended', data);
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER webhooks_chat_session_event AFTER INSERT OR UPDATE ON public.chat_sessions
+    FOR EACH ROW EXECUTE FUNCTION public.webhooks_chat_session_event();
+
+-- bookings, flights and accommodations: booking.<kind>.<status> on every status change (and on insert), and
+-- booking.confirmed when a booking becomes confirmed or a flight/stay becomes booked.
+CREATE FUNCTION public.webhooks_booking_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    -- One function for three tables whose status columns differ in name: read it through jsonb.
+    status_column text := CASE TG_TABLE_NAME WHEN 'bookings' THEN 'status' ELSE 'booking_status' END;
+    new_status text := to_jsonb(NEW) ->> status_column;
+    old_status text;
+    trip record;
+    data jsonb;
+BEGIN
+    IF TG_OP = 'UPDATE' THEN
+        old_status := to_jsonb(OLD) ->> status_column;
+        IF new_status IS NOT DISTINCT FROM old_status THEN
+            RETURN NEW;
+        END IF;
+    END IF;
+    SELECT t.user_id, t.name, t.destination INTO trip FROM public.trips t WHERE t.id = NEW.trip_id;
+    data := jsonb_build_object('booking_type', TG_TABLE_NAME, 'booking_id', NEW.id, 'trip_id', NEW.trip_id,
+        'user_id', trip.user_id, 'old_status', old_status, 'new_status', new_status);
+    PERFORM public.emit_event_safely('booking.' || TG_TABLE_NAME || '.' || new_status, data);
+    IF new_status IN ('confirmed', 'booked') THEN
+        PERFORM public.emit_event_safely('booking.confirmed',
+            data || jsonb_build_object('trip_name', trip.name, 'destination', trip.destination));
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER webhooks_bookings_event AFTER INSERT OR UPDATE OF status ON public.bookings
+    FOR EACH ROW EXECUTE FUNCTION public.webhooks_booking_event();
+CREATE TRIGGER webhooks_flights_event AFTER INSERT OR UPDATE OF booking_status ON public.flights
+    FOR EACH ROW EXECUTE FUNCTION public.webhooks_booking_event();
+CREATE TRIGGER webhooks_accommodations_event AFTER INSERT OR UPDATE OF booking_status ON public.accommodations
+    FOR EACH ROW EXECUTE FUNCTION public.webhooks_booking_event();
+
+CREATE FUNCTION public.webhooks_memory_event() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+BEGIN
+    IF NEW.embedding IS NULL AND (TG_OP = 'INSERT' OR OLD.embedding IS NOT NULL OR OLD.content <> NEW.content) THEN
+        PERFORM public.emit_event_safely('memory.generate.embedding',
+            jsonb_build_object('memory_ids', jsonb_build_array(NEW.id)));
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER webhooks_memory_event AFTER INSERT OR UPDATE OF embedding, content ON public.memories
+    FOR EACH ROW EXECUTE FUNCTION public.webhooks_memory_event();
+
+-- The seed's configs. The runtime generates their secrets; `tripsage up` points the first two at itself and
+-- activates them (until then they are inactive and their URLs are placeholders). Explicit ids far from the identity's
+-- start, so a fixture or restore that inserts configs with ids 1, 2, ... does not collide with them.
+INSERT INTO public.webhook_configs (id, name, url, events, is_active) OVERRIDING SYSTEM VALUE VALUES
+    (1001, 'trip_events', 'http://127.0.0.1:54321/functions/v1/trip-events',
+        ARRAY['trip.collaborator.*', 'booking.confirmed', 'api_key.expiring'], false),
+    (1002, 'ai_processing', 'http://127.0.0.1:54321/functions/v1/ai-processing',
+        ARRAY['chat.message.process', 'memory.generate.embedding'], false),
+    (1003, 'chat_events', 'https://example.invalid/webhooks/chat', ARRAY['chat.message.created', 'chat.session.*'],
+        false),
+    (1004, 'booking_events', 'https://example.invalid/webhooks/bookings', ARRAY['booking.*'], false),
+    (1005, 'notification_service', 'https://example.invalid/webhooks/notifications',
+        ARRAY['trip.collaborator.*', 'booking.confirmed', 'api_key.expiring'], false),
+    (1006, 'calendar_sync', 'https://example.invalid/webhooks/calendar', ARRAY['booking.confirmed'], false);
+
+-- The SQL API (the seed's names). Unknown config or event type and oversized payloads are clear errors here.
+CREATE FUNCTION public.send_webhook_with_retry(p_name text, p_event_type text, p_payload jsonb)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    config public.webhook_configs;
+    event_id bigint;
+    delivery_id bigint;
+    max_payload_bytes CONSTANT integer := 262144;
+BEGIN
+    SELECT * INTO config FROM public.webhook_configs WHERE name = p_name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown webhook config "%"', p_name USING ERRCODE = 'no_data_found',
+            HINT = 'list them with: tripsage webhooks list';
+    END IF;
+    IF p_event_type IS NULL OR NOT public.webhook_event_type_known(p_event_type) THEN
+        RAISE EXCEPTION 'unknown webhook event type "%"', p_event_type USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF octet_length(coalesce(p_payload, '{}')::text) > max_payload_bytes THEN
+        RAISE EXCEPTION 'webhook payload is % bytes, more than the limit of % bytes',
+            octet_length(p_payload::text), max_payload_bytes USING ERRCODE = 'program_limit_exceeded';
+    END IF;
+    INSERT INTO webhooks.events (event_type, payload) VALUES (p_event_type, coalesce(p_payload, '{}'))
+    RETURNING id INTO event_id;
+    INSERT INTO webhooks.deliveries (event_id, webhook_config_id, event_type)
+    VALUES (event_id, config.id, p_event_type) RETURNING id INTO delivery_id;
+    PERFORM pg_notify('tripsage_webhooks', '');
+    RETURN delivery_id;
+END
+$$;
+
+CREATE FUNCTION public.test_webhook(p_name text, p_payload jsonb DEFAULT '{"test": true}') RETURNS bigint
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+    SELECT public.send_webhook_with_retry(p_name, 'webhook.test', p_payload)
+$$;
+
+CREATE FUNCTION public.get_webhook_stats(p_name text DEFAULT NULL, p_days integer DEFAULT 7)
+    RETURNS TABLE (config_name text, total bigint, succeeded bigint, failed bigint, pending bigint, dead bigint,
+                   success_rate numeric, avg_latency_ms numeric, p95_latency_ms numeric, by_event_type jsonb)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+BEGIN
+    IF p_name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM public.webhook_configs WHERE name = p_name) THEN
+        RAISE EXCEPTION 'unknown webhook config "%"', p_name USING ERRCODE = 'no_data_found';
+    END IF;
+    RETURN QUERY
+    WITH d AS (
+        SELECT c.name, d.status, d.event_type, d.attempts
+        FROM public.webhook_configs c
+        JOIN webhooks.deliveries d ON d.webhook_config_id = c.id
+        WHERE (p_name IS NULL OR c.name = p_name) AND d.created_at >= now() - make_interval(days => p_days)
+    ), l AS (
+        SELECT c.name, l.duration_ms
+        FROM public.webhook_configs c JOIN public.webhook_logs l ON l.webhook_config_id = c.id
+        WHERE (p_name IS NULL OR c.name = p_name) AND l.created_at >= now() - make_interval(days => p_days)
+    ), per_type AS (
+        SELECT d.name, jsonb_object_agg(d.event_type, d.n) AS counts
+        FROM (SELECT d.name, d.event_type, count(*) AS n FROM d GROUP BY 1, 2) d GROUP BY 1
+    )
+    SELECT c.name,
+        count(d.status),
+        count(*) FILTER (WHERE d.status = 'succeeded'),
+        count(*) FILTER (WHERE d.status = 'retrying'),
+        count(*) FILTER (WHERE d.status IN ('pending', 'delivering')),
+        count(*) FILTER (WHERE d.status = 'dead'),
+        round(100.0 * count(*) FILTER (WHERE d.status = 'succeeded')
+            / nullif(count(*) FILTER (WHERE d.status IN ('succeeded', 'dead')), 0), 2),
+        (SELECT round(avg(l.duration_ms), 2) FROM l WHERE l.name = c.name),
+        (SELECT round(percentile_cont(0.95) WITHIN GROUP (ORDER BY l.duration_ms)::numeric, 2)
+         FROM l WHERE l.name = c.name),
+        coalesce((SELECT p.counts FROM per_type p WHERE p.name = c.name), '{}')
+    FROM public.webhook_configs c
+    LEFT JOIN d ON d.name = c.name
+    WHERE p_name IS NULL OR c.name = p_name
+    GROUP BY c.name
+    ORDER BY c.name;
+END
+$$;
+
+-- Replay: a dead (or any finished) delivery goes back to the queue with the same webhook-id.
+CREATE FUNCTION public.replay_webhook_delivery(p_delivery_id bigint) RETURNS boolean
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+BEGIN
+    UPDATE webhooks.deliveries
+    SET status = 'pending', attempts = 0, next_attempt_at = clock_timestamp(), leased_by = NULL,
+        completed_at = NULL
+    WHERE id = p_delivery_id AND status IN ('dead', 'succeeded');
+    IF NOT FOUND THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_notify('tripsage_webhooks', '');
+    RETURN true;
+END
+$$;
+
+CREATE FUNCTION public.replay_dead_webhook_deliveries(p_name text DEFAULT NULL) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    replayed bigint;
+BEGIN
+    UPDATE webhooks.deliveries d
+    SET status = 'pending', attempts = 0, next_attempt_at = clock_timestamp(), leased_by = NULL,
+        completed_at = NULL
+    FROM public.webhook_configs c
+    WHERE d.webhook_config_id = c.id AND d.status = 'dead' AND (p_name IS NULL OR c.name = p_name);
+    GET DIAGNOSTICS replayed = ROW_COUNT;
+    IF replayed > 0 THEN
+        PERFORM pg_notify('tripsage_webhooks', '');
+    END IF;
+    RETURN replayed;
+END
+$$;
+
+REVOKE ALL ON FUNCTION public.emit_event(text, jsonb, text), public.webhook_outbox_depth(),
+    public.emit_event_safely(text, jsonb), public.send_webhook_with_retry(text, text, jsonb),
+    public.test_webhook(text, jsonb), public.get_webhook_stats(text, integer),
+    public.replay_webhook_delivery(bigint), public.replay_dead_webhook_deliveries(text),
+    public.webhooks_trip_collaborator_event(), public.webhooks_chat_message_event(),
+    public.webhooks_chat_session_event(), public.webhooks_booking_event(), public.webhooks_memory_event()
+    FROM PUBLIC;
+-- Trigger functions run as their owner whoever writes; emit_event_safely is called from them and from jobs.
+GRANT EXECUTE ON FUNCTION public.emit_event(text, jsonb, text), public.webhook_outbox_depth(),
+    public.emit_event_safely(text, jsonb), public.send_webhook_with_retry(text, text, jsonb),
+    public.test_webhook(text, jsonb), public.get_webhook_stats(text, integer),
+    public.replay_webhook_delivery(bigint), public.replay_dead_webhook_deliveries(text)
+    TO service_role, tripsage_automation;
+REVOKE ALL ON FUNCTION public.webhook_event_matches(text, text[]), public.webhook_event_type_known(text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.webhook_event_matches(text, text[]), public.webhook_event_type_known(text)
+    TO service_role, tripsage_automation;
+
+-- pg_net's SQL API, when the server has no pg_net: requests queue in net.http_request_queue (a logged table, so
+-- unlike pg_net a queued request survives a crash), the runtime sends them after the caller commits (it only sees
+-- committed rows) and stores responses in net._http_response for pg_net.ttl (default 6 hours).
+DO $net$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_net') THEN
+        RETURN;
+    END IF;
+    CREATE SCHEMA net;
+    COMMENT ON SCHEMA net IS 'tripsage emulation of pg_net 0.20';
+    CREATE TYPE net.http_method AS ENUM ('GET', 'POST', 'DELETE');
+    CREATE TABLE net.http_request_queue (
+        id bigserial,
+        method net.http_method NOT NULL,
+        url text NOT NULL,
+        headers jsonb,
+        body bytea,
+        timeout_milliseconds integer NOT NULL
+    );
+    CREATE TABLE net._http_response (
+        id bigint,
+        status_code integer,
+        content_type text,
+        headers jsonb,
+        content text,
+        timed_out boolean,
+        error_msg text,
+        created timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX _http_response_created_idx ON net._http_response (created);
+    CREATE INDEX http_request_queue_id_idx ON net.http_request_queue (id);
+
+    -- Percent-encoding of one query component (RFC 3986 unreserved characters are kept).
+    CREATE FUNCTION net._urlencode(p_text text) RETURNS text
+        LANGUAGE plpgsql IMMUTABLE STRICT
+        SET search_path = pg_catalog
+        AS $fn$
+    DECLARE
+        raw bytea := convert_to(p_text, 'UTF8');
+        result text := '';
+        b integer;
+    BEGIN
+        FOR i IN 0 .. length(raw) - 1 LOOP
+            b := get_byte(raw, i);
+            IF (b BETWEEN 48 AND 57) OR (b BETWEEN 65 AND 90) OR (b BETWEEN 97 AND 122) OR b IN (45, 46, 95, 126) THEN
+                result := result || chr(b);
+            ELSE
+                result := result || '%' || upper(lpad(to_hex(b), 2, '0'));
+            END IF;
+        END LOOP;
+        RETURN result;
+    END
+    $fn$;
+
+    CREATE FUNCTION net._url_with_params(p_url text, p_params jsonb) RETURNS text
+        LANGUAGE sql IMMUTABLE
+        SET search_path = pg_catalog
+        AS $fn$
+        SELECT CASE WHEN p_params IS NULL OR p_params = '{}'::jsonb THEN p_url
+            ELSE p_url || CASE WHEN strpos(p_url, '?') > 0 THEN '&' ELSE '?' END
+                || (SELECT string_agg(net._urlencode(key) || '=' || net._urlencode(value), '&')
+                    FROM jsonb_each_text(p_params))
+        END
+    $fn$;
+
+    CREATE FUNCTION net._enqueue(p_method net.http_method, p_url text, p_headers jsonb, p_body bytea,
+                                 p_timeout integer) RETURNS bigint
+        LANGUAGE plpgsql
+        SET search_path = pg_catalog
+        AS $fn$
+    DECLARE
+        request_id bigint;
+    BEGIN
+        IF p_url IS NULL OR p_url !~* '^https?://' THEN
+            RAISE EXCEPTION 'net: url must start with http:// or https://, got %', coalesce(p_url, 'NULL');
+        END IF;
+        INSERT INTO net.http_request_queue (method, url, headers, body, timeout_milliseconds)
+        VALUES (p_method, p_url, coalesce(p_headers, '{}'), p_body, coalesce(p_timeout, 5000))
+        RETURNING id INTO request_id;
+        -- Delivered at commit only, like pg_net's commit callback.
+        PERFORM pg_notify('tripsage_net', '');
+        RETURN request_id;
+    END
+    $fn$;
+
+    CREATE FUNCTION net.http_get(url text, params jsonb DEFAULT '{}', headers jsonb DEFAULT '{}',
+                                 timeout_milliseconds integer DEFAULT 5000) RETURNS bigint
+        LANGUAGE sql
+        SET search_path = pg_catalog
+        AS $fn$
+        SELECT net._enqueue('GET', net._url_with_params(url, params), headers, NULL, timeout_milliseconds)
+    $fn$;
+
+    CREATE FUNCTION net.http_post(url text, body jsonb DEFAULT '{}', params jsonb DEFAULT '{}',
+                                  headers jsonb DEFAULT '{"Content-Type": "application/json"}',
+                                  timeout_milliseconds integer DEFAULT 5000) RETURNS bigint
+        LANGUAGE plpgsql
+        SET search_path = pg_catalog
+        AS $fn$
+    DECLARE
+        content_type text;
+    BEGIN
+        SELECT value INTO content_type FROM jsonb_each_text(coalesce(headers, '{}'))
+        WHERE lower(key) = 'content-type';
+        IF content_type IS NOT NULL AND content_type <> 'application/json' THEN
+            RAISE EXCEPTION 'Content-Type header must be "application/json"';
+        END IF;
+        RETURN net._enqueue('POST', net._url_with_params(url, params),
+            coalesce(headers, '{}') || '{"Content-Type": "application/json"}'::jsonb,
+            convert_to(coalesce(body::text, ''), 'UTF8'), timeout_milliseconds);
+    END
+    $fn$;
+
+    CREATE FUNCTION net.http_delete(url text, params jsonb DEFAULT '{}', headers jsonb DEFAULT '{}',
+                                    timeout_milliseconds integer DEFAULT 5000, body jsonb DEFAULT NULL)
+        RETURNS bigint
+        LANGUAGE sql
+        SET search_path = pg_catalog
+        AS $fn$
+        SELECT net._enqueue('DELETE', net._url_with_params(url, params), headers,
+            CASE WHEN body IS NULL THEN NULL ELSE convert_to(body::text, 'UTF8') END, timeout_milliseconds)
+    $fn$;
+
+    GRANT USAGE ON SCHEMA net TO PUBLIC;
+    GRANT ALL ON ALL TABLES IN SCHEMA net TO PUBLIC;
+    GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA net TO PUBLIC;
+    GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA net TO PUBLIC;
+END
+$net$;

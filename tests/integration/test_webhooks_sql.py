@@ -1,0 +1,239 @@
+"""The webhooks schema on both servers: emit_event's contract, the event triggers (which never make a write fail),
+the seed configs, and the SQL API's clear errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+OWNER = "00000000-0000-4000-8000-0000000000a1"
+GUEST = "00000000-0000-4000-8000-0000000000a2"
+
+
+def connect(url: str) -> psycopg.Connection[dict[str, Any]]:
+    return psycopg.connect(url, autocommit=True, row_factory=dict_row)
+
+
+def activate(conn: psycopg.Connection[dict[str, Any]], name: str, events: list[str] | None = None) -> None:
+    conn.execute(
+        "UPDATE webhook_configs SET is_active = true, events = coalesce(%s, events) WHERE name = %s", [events, name]
+    )
+
+
+def deliveries(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
+    return conn.execute(
+        "SELECT d.event_type, c.name, e.payload FROM webhooks.deliveries d JOIN webhook_configs c"
+        " ON c.id = d.webhook_config_id JOIN webhooks.events e ON e.id = d.event_id ORDER BY d.id"
+    ).fetchall()
+
+
+def make_trip(conn: psycopg.Connection[dict[str, Any]]) -> int:
+    conn.execute("INSERT INTO auth.users (id) VALUES (%s), (%s) ON CONFLICT DO NOTHING", [OWNER, GUEST])
+    row = conn.execute(
+        "INSERT INTO trips (user_id, name, destination, start_date, end_date)"
+        " VALUES (%s, 'Lisbon', 'Lisbon', '2027-01-01', '2027-01-05') RETURNING id",
+        [OWNER],
+    ).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def test_seed_configs(database: str) -> None:
+    with connect(database) as conn:
+        rows = {r["name"]: r for r in conn.execute("SELECT name, url, events, is_active FROM webhook_configs")}
+    assert set(rows) == {
+        "trip_events",
+        "ai_processing",
+        "chat_events",
+        "booking_events",
+        "notification_service",
+        "calendar_sync",
+    }
+    assert rows["trip_events"]["url"].endswith("/functions/v1/trip-events")
+    assert rows["trip_events"]["events"] == ["trip.collaborator.*", "booking.confirmed", "api_key.expiring"]
+    assert rows["ai_processing"]["url"].endswith("/functions/v1/ai-processing")
+    assert rows["ai_processing"]["events"] == ["chat.message.process", "memory.generate.embedding"]
+    assert not any(r["is_active"] for r in rows.values())
+
+
+def test_emit_event_records_even_without_configs_and_dedupes(database: str) -> None:
+    with connect(database) as conn:
+        first = conn.execute("SELECT emit_event('api_key.expiring', '{\"a\": 1}', 'k1') AS id").fetchone()
+        assert first is not None and first["id"] > 0
+        assert conn.execute("SELECT count(*) AS n FROM webhooks.events").fetchone() == {"n": 1}
+        assert deliveries(conn) == []
+        assert conn.execute("SELECT webhook_outbox_depth() AS n").fetchone() == {"n": 0}
+        activate(conn, "trip_events")
+        a = conn.execute("SELECT emit_event('api_key.expiring', '{\"a\": 2}', 'k2') AS id").fetchone()
+        b = conn.execute("SELECT emit_event('api_key.expiring', '{\"a\": 3}', 'k2') AS id").fetchone()
+        assert a == b  # an undelivered event with the same key exists: nothing new
+        assert [d["name"] for d in deliveries(conn)] == ["trip_events"]
+        assert conn.execute("SELECT webhook_outbox_depth() AS n").fetchone() == {"n": 1}
+        conn.execute("UPDATE webhooks.deliveries SET status = 'succeeded'")
+        c = conn.execute("SELECT emit_event('api_key.expiring', '{\"a\": 4}', 'k2') AS id").fetchone()
+        assert c != a and len(deliveries(conn)) == 2
+
+
+def test_patterns_match(database: str) -> None:
+    with connect(database) as conn:
+        cases = [
+            ("trip.collaborator.added", ["trip.collaborator.*"], True),
+            ("trip.collaborator", ["trip.collaborator.*"], False),
+            ("trip.collaboratorx.added", ["trip.collaborator.*"], False),
+            ("anything.at.all", ["*"], True),
+            ("booking.confirmed", ["booking.confirmed"], True),
+            ("booking.confirmed", ["booking.cancelled"], False),
+        ]
+        for event_type, patterns, expected in cases:
+            row = conn.execute("SELECT webhook_event_matches(%s, %s) AS m", [event_type, patterns]).fetchone()
+            assert row == {"m": expected}, (event_type, patterns)
+
+
+def test_rolled_back_write_enqueues_nothing(database: str) -> None:
+    with connect(database) as conn:
+        activate(conn, "trip_events")
+        trip = make_trip(conn)
+        with pytest.raises(psycopg.errors.RaiseException), conn.transaction():
+            conn.execute("INSERT INTO trip_collaborators (trip_id, user_id) VALUES (%s, %s)", [trip, GUEST])
+            conn.execute("DO $$ BEGIN RAISE EXCEPTION 'abort'; END $$")
+        assert deliveries(conn) == []
+
+
+def test_triggers_emit_the_contract_events(database: str) -> None:
+    with connect(database) as conn:
+        conn.execute("UPDATE webhook_configs SET is_active = true, events = '{*}' WHERE name = 'chat_events'")
+        trip = make_trip(conn)
+        conn.execute("SELECT set_config('request.jwt.claims', %s, false)", [f'{{"sub": "{OWNER}"}}'])
+        conn.execute(
+            "INSERT INTO trip_collaborators (trip_id, user_id, added_by) VALUES (%s, %s, %s)", [trip, GUEST, OWNER]
+        )
+        conn.execute("UPDATE trip_collaborators SET permission_level = 'edit'")
+        conn.execute("DELETE FROM trip_collaborators")
+        session = conn.execute(
+            "INSERT INTO chat_sessions (user_id, trip_id) VALUES (%s, %s) RETURNING id", [OWNER, trip]
+        ).fetchone()
+        assert session is not None
+        conn.execute("INSERT INTO chat_messages (session_id, role, content) VALUES (%s, 'user', 'hi')", [session["id"]])
+        conn.execute(
+            "INSERT INTO chat_messages (session_id, role, content) VALUES (%s, 'assistant', 'yo')", [session["id"]]
+        )
+        conn.execute("UPDATE chat_sessions SET ended_at = now()")
+        conn.execute("INSERT INTO bookings (trip_id, user_id, booking_type) VALUES (%s, %s, 'other')", [trip, OWNER])
+        conn.execute("UPDATE bookings SET status = 'confirmed'")
+        conn.execute("UPDATE bookings SET provider = 'x'")  # not a status change
+        conn.execute(
+            "INSERT INTO flights (trip_id, origin, destination, departure_date, price)"
+            " VALUES (%s, 'LIS', 'OPO', '2027-01-01', 10)",
+            [trip],
+        )
+        conn.execute("UPDATE flights SET booking_status = 'booked'")
+        conn.execute("INSERT INTO memories (user_id, content) VALUES (%s, 'likes trains')", [OWNER])
+        rows = deliveries(conn)
+    types = [r["event_type"] for r in rows]
+    assert types == [
+        "trip.collaborator.added",
+        "trip.collaborator.updated",
+        "trip.collaborator.removed",
+        "chat.session.started",
+        "chat.message.created",
+        "chat.message.process",
+        "chat.message.created",
+        "chat.session.ended",
+        "booking.bookings.pending",
+        "booking.bookings.confirmed",
+        "booking.confirmed",
+        "booking.flights.available",
+        "booking.flights.booked",
+        "booking.confirmed",
+        "memory.generate.embedding",
+    ]
+    updated = rows[1]["payload"]
+    assert updated == {
+        "trip_id": trip,
+        "user_id": GUEST,
+        "permission_level": "edit",
+        "old_permission_level": "view",
+        "added_by": OWNER,
+        "actor_id": OWNER,
+    }
+    process = rows[5]["payload"]
+    assert process["content"] == "hi" and process["role"] == "user" and process["user_id"] == OWNER
+    assert process["trip_id"] == trip and "message_id" in process and "created_at" in process
+    confirmed = rows[10]["payload"]
+    assert confirmed["old_status"] == "pending" and confirmed["new_status"] == "confirmed"
+    assert confirmed["trip_name"] == "Lisbon" and confirmed["destination"] == "Lisbon"
+    assert confirmed["user_id"] == OWNER and confirmed["booking_type"] == "bookings"
+    assert len(rows[14]["payload"]["memory_ids"]) == 1
+
+
+def test_writes_succeed_without_active_configs_or_any_config(database: str) -> None:
+    with connect(database) as conn:
+        conn.execute("UPDATE webhook_configs SET is_active = false")
+        trip = make_trip(conn)
+        conn.execute("INSERT INTO trip_collaborators (trip_id, user_id) VALUES (%s, %s)", [trip, GUEST])
+        conn.execute("DELETE FROM webhook_configs")
+        conn.execute("UPDATE trip_collaborators SET permission_level = 'admin'")
+        conn.execute("INSERT INTO memories (user_id, content) VALUES (%s, 'x')", [OWNER])
+        assert deliveries(conn) == []
+        # Events are still recorded, so nothing is lost.
+        assert conn.execute("SELECT count(*) AS n FROM webhooks.events").fetchone() == {"n": 3}
+
+
+def test_authenticated_write_fires_triggers(database: str) -> None:
+    with connect(database) as conn:
+        activate(conn, "trip_events")
+        trip = make_trip(conn)
+        with conn.transaction():
+            conn.execute("SET LOCAL ROLE authenticated")
+            conn.execute("SELECT set_config('request.jwt.claims', %s, true)", [f'{{"sub": "{OWNER}"}}'])
+            conn.execute(
+                "INSERT INTO trip_collaborators (trip_id, user_id, added_by) VALUES (%s, %s, %s)", [trip, GUEST, OWNER]
+            )
+        rows = deliveries(conn)
+    assert [r["event_type"] for r in rows] == ["trip.collaborator.added"]
+    assert rows[0]["payload"]["actor_id"] == OWNER
+
+
+def test_sql_api_errors_and_enqueue(database: str) -> None:
+    with connect(database) as conn:
+        with pytest.raises(psycopg.Error, match='unknown webhook config "nope"'):
+            conn.execute("SELECT send_webhook_with_retry('nope', 'booking.confirmed', '{}')")
+        with pytest.raises(psycopg.Error, match=r'unknown webhook event type "bogus\.type"'):
+            conn.execute("SELECT send_webhook_with_retry('trip_events', 'bogus.type', '{}')")
+        with pytest.raises(psycopg.Error, match="more than the limit of 262144 bytes"):
+            conn.execute(
+                "SELECT send_webhook_with_retry('trip_events', 'booking.confirmed', %s)", [Jsonb({"x": "a" * 300_000})]
+            )
+        row = conn.execute("SELECT send_webhook_with_retry('trip_events', 'booking.confirmed', '{}') AS id").fetchone()
+        assert row is not None and row["id"] > 0
+        test = conn.execute("SELECT test_webhook('ai_processing') AS id").fetchone()
+        assert test is not None
+        payload = conn.execute(
+            "SELECT e.payload FROM webhooks.deliveries d JOIN webhooks.events e ON e.id = d.event_id WHERE d.id = %s",
+            [test["id"]],
+        ).fetchone()
+        assert payload == {"payload": {"test": True}}
+        stats = conn.execute("SELECT * FROM get_webhook_stats()").fetchall()
+        by_name = {s["config_name"]: s for s in stats}
+        assert by_name["trip_events"]["pending"] == 1
+        assert by_name["trip_events"]["by_event_type"] == {"booking.confirmed": 1}
+        with pytest.raises(psycopg.Error, match="unknown webhook config"):
+            conn.execute("SELECT * FROM get_webhook_stats('nope')")
+        conn.execute("UPDATE webhooks.deliveries SET status = 'dead'")
+        assert conn.execute("SELECT replay_dead_webhook_deliveries() AS n").fetchone() == {"n": 2}
+        assert conn.execute("SELECT replay_webhook_delivery(%s) AS ok", [row["id"]]).fetchone() == {"ok": False}
+
+
+def test_service_role_may_call_the_api_and_anon_may_not(database: str) -> None:
+    with connect(database) as conn:
+        with conn.transaction():
+            conn.execute("SET LOCAL ROLE service_role")
+            conn.execute("SELECT emit_event('booking.confirmed', '{}')")
+            conn.execute("SELECT webhook_outbox_depth()")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+            conn.execute("SET LOCAL ROLE anon")
+            conn.execute("SELECT emit_event('booking.confirmed', '{}')")
