@@ -108,6 +108,9 @@ def default_components(settings: Settings) -> list[Component]:
     from tripsage.monitoring.component import MonitoringComponent
 
     components: list[Component] = [MonitoringComponent()]
+    from tripsage.webhooks.component import WebhooksComponent
+
+    components.append(WebhooksComponent())
     return components
 
 

@@ -1,0 +1,274 @@
+"""The dispatcher: claims due deliveries (SKIP LOCKED, with a lease), signs and POSTs them, records every attempt.
+
+At least once: a delivery is leased until its timeout plus a margin; if this process dies mid-flight, the lease
+expires and any dispatcher takes it again (same webhook-id, so receivers can dedupe). A result is recorded only while
+this dispatcher still holds the lease for that attempt (fencing), so two replicas never both complete one delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from psycopg.types.json import Jsonb
+
+from tripsage import __version__, queries_for
+from tripsage.crypto import Keyring
+from tripsage.db.connector import Database
+from tripsage.webhooks import outbox, retry, signing, ssrf
+
+log = logging.getLogger(__name__)
+Q = queries_for("tripsage.webhooks")
+
+BATCH_SIZE = 200  # deliveries claimed per statement
+LEASE_MARGIN = 30.0  # seconds a lease outlives the endpoint's timeout
+RESPONSE_EXCERPT = 1024  # bytes of a response body kept in webhook_logs
+MAX_CONNECTIONS = 256  # open connections across all endpoints
+USER_AGENT = f"TripSage-Webhooks/{__version__}"
+
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Outcome:
+    """One attempt's result, as recorded in webhooks.deliveries and webhook_logs."""
+
+    delivery_id: int
+    config_id: int
+    config_name: str
+    attempt: int
+    status: str  # succeeded | retrying | dead
+    next_at: dt.datetime | None
+    code: int | None
+    body: str | None
+    duration_ms: int
+    error: str | None
+    gone: bool = False  # 410: the endpoint asked to be disabled
+
+
+def body_of(row: dict[str, Any]) -> bytes:
+    """The exact bytes sent (and signed): {type, timestamp, data}; the same on every attempt."""
+    created: dt.datetime = row["event_created_at"]
+    stamp = created.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return json.dumps(
+        {"type": row["event_type"], "timestamp": stamp, "data": row["payload"]}, separators=(",", ":")
+    ).encode()
+
+
+class Dispatcher:
+    """Delivers the outbox of one database. Call `open`, then `dispatch_once` (or let the component loop it)."""
+
+    def __init__(
+        self,
+        db: Database,
+        keys: Keyring,
+        allow: ssrf.AllowList,
+        *,
+        worker_id: str | None = None,
+        clock: Clock = utc_now,
+        rng: random.Random | None = None,
+        batch_size: int = BATCH_SIZE,
+        lease_margin: float = LEASE_MARGIN,
+    ) -> None:
+        self.db = db
+        self.keys = keys
+        self.allow = allow
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.batch_size = batch_size
+        self.lease_margin = lease_margin
+        self.session: aiohttp.ClientSession | None = None
+        self._limits: dict[int, tuple[int, asyncio.Semaphore]] = {}
+        self._secrets: dict[int, tuple[bytes, list[bytes]]] = {}
+        self.delivered = 0
+        self.failed = 0
+        self.last_error: str | None = None
+
+    async def open(self) -> None:
+        connector = aiohttp.TCPConnector(
+            limit=MAX_CONNECTIONS, limit_per_host=0, resolver=ssrf.GuardedResolver(self.allow), keepalive_timeout=30
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector, headers={"User-Agent": USER_AGENT}, skip_auto_headers=("Accept-Encoding",)
+        )
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def dispatch_once(self) -> int:
+        """Claim one batch of due deliveries, send them, record the results; the number claimed."""
+        rows = await self.db.fetch_all(
+            Q["claim_deliveries"],
+            {
+                "now": self.clock(),
+                "limit": self.batch_size,
+                "worker": self.worker_id,
+                "lease_margin_s": self.lease_margin,
+            },
+        )
+        if not rows:
+            return 0
+        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
+        await self._record(list(outcomes))
+        return len(rows)
+
+    # -- one attempt ------------------------------------------------------------------------------------------
+
+    def _semaphore(self, row: dict[str, Any]) -> asyncio.Semaphore:
+        limit = int(row["max_concurrency"])
+        known = self._limits.get(row["config_id"])
+        if known is None or known[0] != limit:
+            known = (limit, asyncio.Semaphore(limit))
+            self._limits[row["config_id"]] = known
+        return known[1]
+
+    def _signing_keys(self, row: dict[str, Any]) -> list[bytes]:
+        blob = bytes(row["secret"])
+        cached = self._secrets.get(row["config_id"])
+        if cached is None or cached[0] != blob:
+            active = outbox.decrypt_secrets(self.keys, blob)
+            cached = (blob, [signing.secret_key(secret) for secret in active])
+            self._secrets[row["config_id"]] = cached
+        return cached[1]
+
+    async def _deliver(self, row: dict[str, Any]) -> Outcome:
+        assert self.session is not None, "Dispatcher.open() first"
+        began = time.perf_counter()
+        code: int | None = None
+        excerpt: str | None = None
+        error: str | None = None
+        retry_after: float | None = None
+        refused = False
+        try:
+            ssrf.check_url(row["url"], self.allow)
+            body = body_of(row)
+            # webhook-timestamp is the real time of this attempt (receivers check it against theirs).
+            headers = {str(k): str(v) for k, v in (row["headers"] or {}).items()}
+            headers["Content-Type"] = "application/json"
+            headers.update(signing.headers(row["webhook_id"], int(time.time()), body, self._signing_keys(row)))
+            timeout = aiohttp.ClientTimeout(total=row["timeout_ms"] / 1000)
+            async with (
+                self._semaphore(row),
+                self.session.post(
+                    row["url"], data=body, headers=headers, timeout=timeout, allow_redirects=False
+                ) as response,
+            ):
+                code = response.status
+                raw = await response.content.read(RESPONSE_EXCERPT)
+                excerpt = raw.decode("utf-8", "replace")
+                retry_after = retry.parse_retry_after(response.headers.get("Retry-After"), utc_now())
+                if not retry.is_success(code):
+                    error = f"HTTP {code}"
+        except ssrf.UnsafeTarget as refusal:
+            refused, error = True, str(refusal)
+        except TimeoutError:
+            error = f"timed out after {row['timeout_ms']} ms"
+        except aiohttp.ClientError as failure:
+            error = f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+        except Exception as failure:  # a bad secret or header must fail this delivery, not the batch
+            log.exception("webhook delivery %s failed unexpectedly", row["id"])
+            error = f"{type(failure).__name__}: {failure}"
+        duration_ms = round((time.perf_counter() - began) * 1000)
+        return self._classify(row, code, excerpt, duration_ms, error, retry_after, refused)
+
+    def _classify(
+        self,
+        row: dict[str, Any],
+        code: int | None,
+        excerpt: str | None,
+        duration_ms: int,
+        error: str | None,
+        retry_after: float | None,
+        refused: bool,
+    ) -> Outcome:
+        base = {
+            "delivery_id": row["id"],
+            "config_id": row["config_id"],
+            "config_name": row["config_name"],
+            "attempt": row["attempts"],
+            "code": code,
+            "body": excerpt,
+            "duration_ms": duration_ms,
+        }
+        if code is not None and retry.is_success(code):
+            return Outcome(**base, status="succeeded", next_at=None, error=None)
+        if code == 410:
+            return Outcome(**base, status="dead", next_at=None, error="410 Gone: endpoint disabled", gone=True)
+        if refused:  # a policy refusal does not get better by waiting
+            return Outcome(**base, status="dead", next_at=None, error=error)
+        policy = retry.RetryPolicy.from_config(row["retry_config"])
+        delay = policy.next_delay(row["attempts"], retry_after, self.rng)
+        if delay is None:
+            return Outcome(**base, status="dead", next_at=None, error=error)
+        return Outcome(**base, status="retrying", next_at=self.clock() + dt.timedelta(seconds=delay), error=error)
+
+    # -- recording ----------------------------------------------------------------------------------------------
+
+    async def _record(self, outcomes: list[Outcome]) -> None:
+        now = self.clock()
+        await self.db.execute(
+            Q["finish_deliveries"],
+            {
+                "now": now,
+                "worker": self.worker_id,
+                "ids": [o.delivery_id for o in outcomes],
+                "attempts": [o.attempt for o in outcomes],
+                "statuses": [o.status for o in outcomes],
+                "next_at": [o.next_at for o in outcomes],
+                "codes": [o.code for o in outcomes],
+                "bodies": [o.body for o in outcomes],
+                "durations": [o.duration_ms for o in outcomes],
+                "errors": [o.error for o in outcomes],
+            },
+        )
+        succeeded = {o.config_id for o in outcomes if o.status == "succeeded"}
+        failing = {o.config_id for o in outcomes if o.status != "succeeded" and not o.gone} - succeeded
+        self.delivered += sum(1 for o in outcomes if o.status == "succeeded")
+        self.failed += sum(1 for o in outcomes if o.status != "succeeded")
+        if failing or len(succeeded) < len(outcomes):
+            self.last_error = next((o.error for o in outcomes if o.error), self.last_error)
+        if succeeded:
+            await self.db.execute(Q["configs_recovered"], {"ids": sorted(succeeded)})
+        disabled: list[dict[str, Any]] = []
+        if failing:
+            rows = await self.db.fetch_all(
+                Q["configs_failing"],
+                {"ids": sorted(failing), "now": now, "disable_after_s": retry.DEFAULT_DISABLE_AFTER},
+            )
+            disabled.extend(row for row in rows if not row["is_active"])
+        for config_id in sorted({o.config_id for o in outcomes if o.gone}):
+            row = await self.db.fetch_one(Q["disable_config"], {"id": config_id, "reason": "410 Gone"})
+            if row is not None:
+                disabled.append(row)
+        for row in disabled:
+            await self._notify_disabled(row)
+
+    async def _notify_disabled(self, row: dict[str, Any]) -> None:
+        """Tell the operators (log) and any endpoint subscribed to webhook.endpoint.disabled (an event)."""
+        log.warning("webhook endpoint %s (%s) disabled: %s", row["name"], row["url"], row["disabled_reason"])
+        await self.db.fetch_value(
+            Q["emit_event"],
+            {
+                "event_type": "webhook.endpoint.disabled",
+                "payload": Jsonb({"name": row["name"], "url": row["url"], "reason": row["disabled_reason"]}),
+                "dedupe_key": None,
+            },
+        )

@@ -1,0 +1,143 @@
+"""What the webhooks tests share: a real aiohttp receiver on 127.0.0.1 whose answers a test programs, a keyring,
+and helpers that point a config at the receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+from psycopg.types.json import Jsonb
+
+from tripsage import queries_for
+from tripsage.crypto import Keyring
+from tripsage.db.connector import Database
+from tripsage.webhooks import outbox, signing, ssrf
+from tripsage.webhooks.dispatcher import Dispatcher
+
+Q = queries_for("tripsage.webhooks")
+T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """An HTTP receiver; `answer` decides each response (default: 200 "ok")."""
+
+    url: str = ""
+    received: list[Received] = field(default_factory=list)
+    answer: Callable[[Received], web.StreamResponse] = lambda r: web.Response(text="ok")
+    delay: float = 0.0  # seconds before answering
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        item = Received(request.path, dict(request.headers), await request.read())
+        self.received.append(item)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self.answer(item)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recv = Receiver()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", recv.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None and server.sockets
+    port = server.sockets[0].getsockname()[1]
+    recv.url = f"http://127.0.0.1:{port}"
+    try:
+        yield recv
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def keys() -> Keyring:
+    return Keyring(base64.b64encode(os.urandom(32)).decode())
+
+
+@pytest.fixture
+async def wdb(embedded_database: str) -> AsyncIterator[Database]:
+    async with Database(embedded_database, max_size=6) as pool:
+        yield pool
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: dt.datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+async def sql(db: Database, text: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        cursor = await conn.execute(text, params)
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def point(
+    db: Database,
+    keys: Keyring,
+    url: str,
+    *,
+    name: str = "hook",
+    events: list[str] | None = None,
+    retry_config: dict[str, Any] | None = None,
+    timeout_ms: int = 5000,
+    secrets: list[str] | None = None,
+) -> list[str]:
+    """Create (or replace) config `name` pointing at url, active, with known secrets; return the secrets."""
+    active = secrets or [signing.generate_secret()]
+    await sql(db, "DELETE FROM webhook_configs WHERE name = %(name)s", {"name": name})
+    await sql(
+        db,
+        "INSERT INTO webhook_configs (name, url, events, retry_config, timeout_ms, secret) VALUES"
+        " (%(name)s, %(url)s, %(events)s, %(retry)s, %(timeout)s, %(secret)s)",
+        {
+            "name": name,
+            "url": url,
+            "events": events or ["*"],
+            "retry": Jsonb(retry_config or {}),
+            "timeout": timeout_ms,
+            "secret": outbox.encrypt_secrets(keys, active),
+        },
+    )
+    return active
+
+
+async def emit(db: Database, event_type: str = "booking.confirmed", data: dict[str, Any] | None = None) -> int:
+    rows = await sql(
+        db, "SELECT emit_event(%(t)s, %(p)s) AS id", {"t": event_type, "p": Jsonb(data or {"booking_id": 1})}
+    )
+    return int(rows[0]["id"])
+
+
+async def deliveries(db: Database) -> list[dict[str, Any]]:
+    return await sql(db, "SELECT * FROM webhooks.deliveries ORDER BY id")
+
+
+def dispatcher(db: Database, keys: Keyring, clock: Clock | None = None, allow: str = "127.0.0.1") -> Dispatcher:
+    return Dispatcher(db, keys, ssrf.AllowList.parse(allow), clock=clock or Clock())
