@@ -111,6 +111,9 @@ def default_components(settings: Settings) -> list[Component]:
     from tripsage.webhooks.component import WebhooksComponent
 
     components.append(WebhooksComponent())
+    from tripsage.net.component import NetComponent
+
+    components.append(NetComponent())
     return components
 
 
