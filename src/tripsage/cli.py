@@ -211,6 +211,8 @@ def up(
             f"[bold green]TripSage is up.[/]\n"
             f"API URL: {api}\nHealth: {api}/health\nDB URL: {db_url}\n{keys_text(settings)}"
         )
+        # The seed webhooks trip_events/ai_processing point at this runtime's own functions.
+        settings = settings.model_copy(update={"port": http_port, "webhook_point_seed": True})
         serve_runtime(settings, target.url, settings.host, http_port, banner=banner)
     except KeyboardInterrupt:
         pass
@@ -289,6 +291,9 @@ def _register_capabilities() -> None:
     from tripsage.monitoring.cli import status
 
     app.command()(status)
+    from tripsage.webhooks.cli import app as webhooks_app
+
+    app.add_typer(webhooks_app, name="webhooks")
 
 
 _register_capabilities()

@@ -1,0 +1,241 @@
+"""`tripsage webhooks ...`: list, add, test, stats, logs, dead, replay, enable, disable, rotate."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import decimal
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from psycopg.types.json import Jsonb
+from rich.console import Console
+from rich.table import Table
+
+from tripsage import queries_for
+from tripsage.config import load_settings
+from tripsage.db.connector import Database
+from tripsage.db.vault import keyring
+from tripsage.exceptions import TripSageError
+from tripsage.webhooks import outbox, signing, ssrf
+
+Q = queries_for("tripsage.webhooks")
+app = typer.Typer(help="Webhook endpoints, deliveries and dead letters.", no_args_is_help=True)
+console = Console()
+errors = Console(stderr=True)
+T = TypeVar("T")
+WAIT_POLL = 0.2  # seconds between looks at a test delivery
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)
+
+
+def _fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def with_db(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `work` against the configured database (or the embedded server); errors become one clear line."""
+    from tripsage.cli import open_target  # the shared command plumbing (imported late: cli imports this module)
+
+    settings = load_settings()
+    try:
+        target = open_target(settings)
+    except TripSageError as error:
+        raise _fail(str(error)) from None
+
+    async def main() -> T:
+        async with Database(target.url, max_size=2, application_name="tripsage-cli") as db:
+            return await work(db)
+
+    try:
+        return asyncio.run(main())
+    except (TripSageError, LookupError, ValueError) as error:
+        raise _fail(str(error)) from None
+    finally:
+        target.close()
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)
+
+
+def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
+    if as_json:
+        print(json.dumps(rows, default=_plain, indent=2))
+    else:
+        _table(rows, columns, title)
+
+
+@app.command("list")
+def list_configs(as_json: JsonOption = False) -> None:
+    """Every endpoint: name, URL, event patterns, state."""
+    rows = with_db(lambda db: db.fetch_all(Q["list_configs"]))
+    _emit(rows, as_json, ["name", "url", "events", "is_active", "disabled_reason", "has_secret"], "Webhooks")
+
+
+def _headers(pairs: list[str]) -> dict[str, str]:
+    headers = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise _fail(f"--header expects K=V, got {pair!r}")
+        headers[key.strip()] = value
+    return headers
+
+
+@app.command()
+def add(
+    name: str,
+    url: str,
+    events: Annotated[list[str] | None, typer.Option("--events", help="Event pattern (repeatable).")] = None,
+    secret: Annotated[str | None, typer.Option("--secret", help="A whsec_ secret (generated when omitted).")] = None,
+    header: Annotated[list[str] | None, typer.Option("--header", help="Extra header K=V (repeatable).")] = None,
+    timeout_ms: Annotated[int, typer.Option(help="Request timeout in ms.")] = 15000,
+) -> None:
+    """Add an endpoint. The URL passes the SSRF guard; the secret is printed once when generated."""
+    settings = load_settings()
+    extra = _headers(header or [])
+    try:
+        asyncio.run(ssrf.check_resolved(url, ssrf.AllowList.parse(settings.webhook_allow_hosts)))
+        active = secret or signing.generate_secret()
+        signing.secret_key(active)
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    keys = keyring(settings)
+
+    async def work(db: Database) -> Any:
+        return await db.fetch_value(
+            Q["add_config"],
+            {
+                "name": name,
+                "url": url,
+                "secret": outbox.encrypt_secrets(keys, [active]),
+                "events": events or ["*"],
+                "headers": Jsonb(extra),
+                "timeout_ms": timeout_ms,
+            },
+        )
+
+    config_id = with_db(work)
+    console.print(f"added webhook [cyan]{name}[/] (id {config_id})", highlight=False)
+    if secret is None:
+        console.print("signing secret (shown once):", highlight=False)
+        print(active)
+
+
+@app.command()
+def test(
+    name: str,
+    payload: Annotated[str, typer.Option(help="JSON payload.")] = '{"test": true}',
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the runtime to deliver it (0: do not).")] = 0,
+) -> None:
+    """Queue a `webhook.test` event for one endpoint (the runtime delivers it)."""
+    try:
+        data = json.loads(payload)
+    except ValueError as error:
+        raise _fail(f"--payload is not JSON: {error}") from None
+
+    async def work(db: Database) -> dict[str, Any]:
+        delivery_id = await db.fetch_value(Q["test_webhook"], {"name": name, "payload": Jsonb(data)})
+        status = await db.fetch_one(Q["delivery_status"], {"id": delivery_id})
+        deadline = asyncio.get_running_loop().time() + wait
+        while status and status["status"] not in ("succeeded", "dead") and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(WAIT_POLL)
+            status = await db.fetch_one(Q["delivery_status"], {"id": delivery_id})
+        return status or {"id": delivery_id}
+
+    status = with_db(work)
+    print(json.dumps(status, default=_plain))
+
+
+@app.command()
+def stats(
+    name: Annotated[str | None, typer.Argument()] = None,
+    days: Annotated[int, typer.Option(help="Window in days.")] = 7,
+    as_json: JsonOption = False,
+) -> None:
+    """Totals, success rate and latency per endpoint (get_webhook_stats)."""
+    rows = with_db(lambda db: db.fetch_all(Q["webhook_stats"], {"name": name, "days": days}))
+    columns = ["config_name", "total", "succeeded", "failed", "pending", "dead", "success_rate", "p95_latency_ms"]
+    _emit(rows, as_json, columns, f"Webhook stats ({days} d)")
+
+
+@app.command()
+def logs(
+    name: Annotated[str | None, typer.Argument()] = None,
+    limit: Annotated[int, typer.Option(help="Rows.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The latest delivery attempts."""
+    rows = with_db(lambda db: db.fetch_all(Q["recent_logs"], {"name": name, "limit": limit}))
+    columns = ["id", "config_name", "delivery_id", "event_type", "attempt_count", "response_status", "duration_ms"]
+    _emit(rows, as_json, [*columns, "error_message"], "Webhook attempts")
+
+
+@app.command()
+def dead(limit: Annotated[int, typer.Option(help="Rows.")] = 50, as_json: JsonOption = False) -> None:
+    """Dead letters: deliveries that used up their attempts."""
+    rows = with_db(lambda db: outbox.list_dead_letters(db, limit))
+    _emit(rows, as_json, ["id", "config_name", "event_type", "attempts", "last_error", "created_at"], "Dead letters")
+
+
+@app.command()
+def replay(
+    delivery_id: Annotated[int | None, typer.Argument(help="One delivery to send again.")] = None,
+    all_dead: Annotated[bool, typer.Option("--all-dead", help="Every dead delivery.")] = False,
+    config: Annotated[str | None, typer.Option(help="With --all-dead: only this endpoint's.")] = None,
+) -> None:
+    """Queue a delivery again (same webhook-id), or every dead one."""
+    if (delivery_id is None) == (not all_dead):
+        raise _fail("give a delivery id or --all-dead")
+    if delivery_id is not None:
+        count = with_db(lambda db: outbox.replay_delivery(db, delivery_id))
+        if not count:
+            raise _fail(f"delivery {delivery_id} is not dead or finished (or does not exist)")
+    else:
+        count = with_db(lambda db: outbox.replay_dead(db, config))
+    console.print(f"replayed {count} deliver{'y' if count == 1 else 'ies'}", highlight=False)
+
+
+def _set_active(name: str, active: bool, reason: str | None) -> None:
+    found = with_db(lambda db: db.fetch_one(Q["set_active"], {"name": name, "active": active, "reason": reason}))
+    if found is None:
+        raise _fail(f'unknown webhook config "{name}"')
+    console.print(f"{'enabled' if active else 'disabled'} [cyan]{name}[/]", highlight=False)
+
+
+@app.command()
+def enable(name: str) -> None:
+    """Activate an endpoint (and clear its failure state); its pending deliveries resume."""
+    _set_active(name, True, None)
+
+
+@app.command()
+def disable(name: str, reason: Annotated[str, typer.Option(help="Why.")] = "disabled by an operator") -> None:
+    """Deactivate an endpoint; new events are not queued for it."""
+    _set_active(name, False, reason)
+
+
+@app.command()
+def rotate(name: str, replace: Annotated[bool, typer.Option(help="Drop the previous secrets.")] = False) -> None:
+    """Add a new signing secret in front of the current ones (both sign until you rotate with --replace)."""
+    keys = keyring(load_settings())
+    new = with_db(lambda db: outbox.rotate_secret(db, keys, name, keep_previous=not replace))
+    console.print("new signing secret (shown once):", highlight=False)
+    print(new)
