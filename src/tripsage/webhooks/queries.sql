@@ -15,7 +15,8 @@ UPDATE webhooks.deliveries d
 SET status = 'delivering',
     attempts = d.attempts + 1,
     leased_by = %(worker)s,
-    next_attempt_at = %(now)s + make_interval(secs => c.timeout_ms / 1000.0 + %(lease_margin_s)s)
+    next_attempt_at = %(now)s + make_interval(secs => c.timeout_ms / 1000.0
+        + coalesce((c.retry_config ->> 'lease_margin_s')::float8, %(lease_margin_s)s))
 FROM due, webhooks.events e, public.webhook_configs c
 WHERE d.id = due.id AND e.id = d.event_id AND c.id = d.webhook_config_id
 RETURNING d.id, d.webhook_id, d.event_type, d.attempts, e.payload, e.created_at AS event_created_at,

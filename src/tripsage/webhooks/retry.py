@@ -23,7 +23,8 @@ class RetryPolicy:
 
     @classmethod
     def from_config(cls, retry_config: dict[str, Any] | None) -> RetryPolicy:
-        """The policy of one endpoint: `webhook_configs.retry_config` may set schedule_s, jitter, disable_after_s."""
+        """The policy of one endpoint: `webhook_configs.retry_config` may set schedule_s, jitter, disable_after_s
+        (and lease_margin_s, read by the claim query: how long a lease outlives the endpoint's timeout)."""
         config = retry_config or {}
         schedule = tuple(float(s) for s in config.get("schedule_s", DEFAULT_SCHEDULE)) or DEFAULT_SCHEDULE
         return cls(
