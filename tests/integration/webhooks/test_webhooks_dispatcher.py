@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import ssl
+import subprocess
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -321,3 +324,67 @@ async def test_three_dispatchers_in_parallel_deliver_each_once(
     assert len(ids) == 600 and len(set(ids)) == 600
     assert sorted(json.loads(r.body)["data"]["n"] for r in receiver.received) == list(range(1, 601))
     assert {r["status"] for r in await deliveries(wdb)} == {"succeeded"}
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1: the dispatcher verifies certificates, so it must refuse it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_tls_certificate_errors_are_retried_and_logged(
+    wdb: Database, keys: Keyring, self_signed: tuple[Path, Path]
+) -> None:
+    cert, key = self_signed
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    app = web.Application()
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app.router.add_post("/", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    try:
+        assert site._server is not None
+        port = site._server.sockets[0].getsockname()[1]
+        await point(wdb, keys, f"https://127.0.0.1:{port}/", retry_config=NO_JITTER)
+        await emit(wdb)
+        d = dispatcher(wdb, keys)
+        await d.open()
+        try:
+            assert await d.dispatch_once() == 1
+        finally:
+            await d.close()
+    finally:
+        await runner.cleanup()
+    [row] = await deliveries(wdb)
+    assert row["status"] == "retrying" and "Certificate" in row["last_error"]
+    [log] = await sql(wdb, "SELECT error_message FROM webhook_logs")
+    assert log["error_message"] == row["last_error"]

@@ -1,0 +1,275 @@
+"""Webhooks benchmark: signed, logged deliveries per second and commit-to-receiver latency, to nginx.
+
+The receiver is Debian's nginx on a loopback port (installed with apt-get when missing; config in a temp dir) answering
+200 to every POST and logging the arrival time ($msec) and webhook-id of each request. Beside our figures, in the same
+run: a raw aiohttp client posting the same bodies to the same nginx with no database (the ceiling on this machine),
+and pg_net's documented 200 requests/s.
+
+- Throughput: N deliveries queued ahead (not yet due) are made due at once; time until the outbox is empty.
+- Latency: events committed one per transaction at a fixed rate; latency = nginx's arrival time - the commit's return.
+
+The runtime is a real `tripsage serve` process (bench/harness.py) against the embedded PostgreSQL.
+Run: .venv/bin/python bench/bench_webhooks.py [--events 20000] [--rates 200,1000] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import psycopg
+from psycopg.types.json import Jsonb
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.harness import Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
+
+from tripsage.crypto import Keyring  # noqa: E402
+from tripsage.webhooks import outbox, signing  # noqa: E402
+from tripsage.webhooks.dispatcher import body_of  # noqa: E402
+
+PG_NET_DOCUMENTED = 200.0  # requests/s, Supabase docs ("reliably execute up to 200 requests per second")
+GOAL_THROUGHPUT = 3000.0  # signed, logged deliveries/s (15x pg_net)
+GOAL_CEILING_FRACTION = 0.3  # of the raw client's rate
+GOAL_P99_AT_200 = 50.0  # ms
+RAW_CONCURRENCY = 64  # requests in flight for the raw client
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    log_format arrival '$msec $http_webhook_id';
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            access_log {dir}/arrivals.log arrival buffer=64k flush=1s;
+            return 200 "ok";
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="tsg-nginx-"))
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def ensure_installed() -> str:
+        found = shutil.which("nginx") or (Path("/usr/sbin/nginx").exists() and "/usr/sbin/nginx")
+        if not found:
+            subprocess.run(["apt-get", "install", "-y", "-q", "nginx"], check=True, capture_output=True)
+            found = shutil.which("nginx") or "/usr/sbin/nginx"
+        return str(found)
+
+    def start(self) -> None:
+        binary = self.ensure_installed()
+        conf = self.dir / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(dir=self.dir, port=self.port))
+        self.process = subprocess.Popen([binary, "-c", str(conf), "-p", str(self.dir)], stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            try:
+                with tcp_probe(self.port):
+                    return
+            except OSError:
+                time.sleep(0.025)
+        raise RuntimeError("nginx did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def arrivals(self) -> dict[str, float]:
+        """webhook-id -> arrival time (Unix seconds), from the access log."""
+        found: dict[str, float] = {}
+        path = self.dir / "arrivals.log"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                stamp, _, webhook_id = line.partition(" ")
+                if webhook_id and webhook_id != "-":
+                    found.setdefault(webhook_id, float(stamp))
+        return found
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tcp_probe(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=0.2)
+
+
+async def raw_ceiling(url: str, bodies: list[bytes]) -> float:
+    """Requests/s of a bare aiohttp client posting these bodies (signed like ours) with no database."""
+    key = signing.secret_key(signing.generate_secret())
+    queue = iter(enumerate(bodies))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=RAW_CONCURRENCY)) as session:
+
+        async def worker() -> None:
+            for n, body in queue:
+                headers = signing.headers(f"msg_raw{n}", int(time.time()), body, [key])
+                headers["Content-Type"] = "application/json"
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(RAW_CONCURRENCY)))
+        return len(bodies) / (time.perf_counter() - began)
+
+
+def wait_empty(url: str, limit: float = 600.0) -> None:
+    began = time.perf_counter()
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.perf_counter() - began < limit:
+            row = conn.execute("SELECT webhook_outbox_depth()").fetchone()
+            if row is not None and row[0] == 0:
+                return
+            time.sleep(0.02)
+    raise RuntimeError("the outbox did not empty")
+
+
+def throughput(url: str, events: int) -> float:
+    with psycopg.connect(url, autocommit=True) as conn:
+        # Queued but not due: the runtime stays idle until they all become due at once.
+        conn.execute(
+            "SELECT emit_event('booking.confirmed', jsonb_build_object('n', n)) FROM generate_series(1, %s) n", [events]
+        )
+        conn.execute(
+            "UPDATE webhooks.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE status = 'pending'"
+        )
+        began = time.perf_counter()
+        conn.execute("UPDATE webhooks.deliveries SET next_attempt_at = now() WHERE status = 'pending'")
+        conn.execute("NOTIFY tripsage_webhooks")
+    wait_empty(url)
+    elapsed = time.perf_counter() - began
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FROM webhooks.deliveries"
+            " d JOIN webhooks.events e ON e.id = d.event_id WHERE (e.payload ? 'n')"
+        ).fetchone()
+        logs = conn.execute("SELECT count(*) FROM webhook_logs").fetchone()
+    assert row is not None and row[0] == row[1] == events, row
+    assert logs is not None and logs[0] >= events
+    return events / elapsed
+
+
+async def latency(url: str, nginx: Nginx, rate: float, seconds: float) -> tuple[float, float, int]:
+    """Commit events one per transaction at `rate`/s; (p50 ms, p99 ms, events)."""
+    committed: dict[int, float] = {}
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        count = int(rate * seconds)
+        began = time.perf_counter()
+        for n in range(count):
+            target = began + n / rate
+            delay = target - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            cursor = await conn.execute("SELECT emit_event('booking.confirmed', %s)", [Jsonb({"rate": rate, "n": n})])
+            row = await cursor.fetchone()
+            assert row is not None
+            committed[int(row[0])] = time.time()
+    await asyncio.to_thread(wait_empty, url)
+    await asyncio.sleep(1.5)  # nginx flushes its access log every second
+    arrivals = nginx.arrivals()
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT event_id, webhook_id FROM webhooks.deliveries WHERE event_id = ANY(%s)", [list(committed)]
+        ).fetchall()
+    samples = [(arrivals[w] - committed[e]) * 1000 for e, w in rows if w in arrivals]
+    return percentile(samples, 0.5), percentile(samples, 0.99), len(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20000, help="deliveries in the throughput burst")
+    parser.add_argument("--rates", default="200,1000", help="fixed event rates (events/s) for latency")
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each fixed-rate run")
+    args = parser.parse_args()
+
+    nginx = Nginx()
+    nginx.start()
+    cluster = Cluster()
+    cluster.start()
+    key = new_encryption_key()
+    replica = Replica(cluster.url, key)
+    logs = Path(tempfile.mkdtemp(prefix="tsg-bench-logs-"))
+    try:
+        with psycopg.connect(cluster.url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO webhook_configs (name, url, events, secret, max_concurrency) "
+                "VALUES ('nginx', %s, '{booking.confirmed}', %s, 256)",
+                [nginx.url, outbox.encrypt_secrets(Keyring(key), [signing.generate_secret()])],
+            )
+        replica.start(logs)
+        replica.wait_healthy()
+        sample = {"event_type": "booking.confirmed", "event_created_at": dt.datetime.now(dt.UTC), "payload": {}}
+        bodies = [body_of({**sample, "payload": {"n": n}}) for n in range(args.events)]
+        ceiling = asyncio.run(raw_ceiling(nginx.url, bodies))
+        ours = throughput(cluster.url, args.events)
+        lat = {
+            rate: asyncio.run(latency(cluster.url, nginx, rate, args.seconds))
+            for rate in (float(r) for r in args.rates.split(","))
+        }
+    finally:
+        replica.stop()
+        cluster.close()
+        nginx.stop()
+        shutil.rmtree(logs, ignore_errors=True)
+
+    print(f"\nWebhooks benchmark on {machine()}; receiver nginx (1 worker); {args.events} deliveries per burst")
+    rows = [
+        (
+            "deliveries/s (signed, logged)",
+            f"{ours:,.0f}",
+            f"raw aiohttp {ceiling:,.0f}; pg_net {PG_NET_DOCUMENTED:.0f}",
+            f">= {GOAL_THROUGHPUT:,.0f} and >= {GOAL_CEILING_FRACTION}x raw",
+        ),
+        ("fraction of the raw ceiling", f"{ours / ceiling:.2f}x", "1.00x", f">= {GOAL_CEILING_FRACTION}x"),
+        ("vs pg_net documented", f"{ours / PG_NET_DOCUMENTED:.1f}x", "1x", ">= 15x"),
+    ]
+    for rate, (p50, p99, n) in lat.items():
+        goal = f"p99 <= {GOAL_P99_AT_200:.0f} ms" if rate == 200 else "-"
+        rows.append((f"commit->receiver p50 at {rate:.0f}/s ({n} events)", f"{p50:.1f} ms", "-", "-"))
+        rows.append((f"commit->receiver p99 at {rate:.0f}/s", f"{p99:.1f} ms", "-", goal))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'figure':<{width}} | {'ours':>10} | {'baseline':<32} | goal")
+    for figure, value, baseline, goal in rows:
+        print(f"{figure:<{width}} | {value:>10} | {baseline:<32} | {goal}")
+    print(
+        json.dumps(
+            {
+                "deliveries_per_s": ours,
+                "raw_ceiling_per_s": ceiling,
+                "latency_ms": {str(k): {"p50": v[0], "p99": v[1]} for k, v in lat.items()},
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
