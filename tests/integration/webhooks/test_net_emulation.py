@@ -4,6 +4,7 @@ timeouts reported in the response, responses kept for pg_net.ttl, and the worker
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from typing import Any
@@ -147,3 +148,27 @@ async def test_worker_sends_after_commit_and_stores_responses(embedded_database:
             assert ids["post"] not in remaining and ids["get"] in remaining
         finally:
             await worker.close()
+
+
+async def test_queue_is_durable_and_an_interrupted_round_keeps_its_requests(
+    embedded_database: str, receiver: Receiver
+) -> None:
+    receiver.delay = 5.0
+    async with Database(embedded_database, max_size=4) as db:
+        # pg_net's queue is UNLOGGED (lost in a crash); ours is a logged table.
+        [row] = await sql(db, "SELECT relpersistence FROM pg_class WHERE oid = 'net.http_request_queue'::regclass")
+        assert row["relpersistence"] == "p"
+        await sql(db, "SELECT net.http_get(%(u)s, timeout_milliseconds => 10000)", {"u": receiver.url + "/slow"})
+        worker = NetWorker(db)
+        await worker.open()
+        try:
+            round_ = asyncio.create_task(worker.run_once())
+            while not receiver.received:
+                await asyncio.sleep(0.02)
+            round_.cancel()  # the worker dies mid-request: its transaction rolls back
+            with pytest.raises(asyncio.CancelledError):
+                await round_
+        finally:
+            await worker.close()
+        assert await sql(db, "SELECT count(*) AS n FROM net.http_request_queue") == [{"n": 1}]
+        assert await sql(db, "SELECT count(*) AS n FROM net._http_response") == [{"n": 0}]
