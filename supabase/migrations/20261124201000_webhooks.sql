@@ -76,7 +76,7 @@ CREATE FUNCTION public.webhook_event_type_known(p_event_type text) RETURNS boole
     AS $$
     SELECT p_event_type ~ ('^(trip\.collaborator\.(added|updated|removed)|chat\.message\.(created|process)'
         || '|chat\.session\.(started|ended)|booking\.(flights|accommodations|bookings)\.[a-z_]+|booking\.confirmed'
-        || '|memory\.generate\.embedding|api_key\.expiring|webhook\.test|webhook\.endpoint\.disabled)$')
+        || '|memory\.generate\.embedding|api_key\.expiring|test\.webhook|webhook\.endpoint\.disabled)$')
 $$;
 
 -- The outbox writer (the contract between the issues): records the event, and a delivery for each active config
@@ -278,7 +278,8 @@ INSERT INTO public.webhook_configs (id, name, url, events, is_active) OVERRIDING
         ARRAY['trip.collaborator.*', 'booking.confirmed', 'api_key.expiring'], false),
     (1006, 'calendar_sync', 'https://example.invalid/webhooks/calendar', ARRAY['booking.confirmed'], false);
 
--- The SQL API (the seed's names). Unknown config or event type and oversized payloads are clear errors here.
+-- The SQL API (the seed's names). An unknown or inactive config, an unknown event type and an oversized payload are
+-- clear errors here (never in triggers).
 CREATE FUNCTION public.send_webhook_with_retry(p_name text, p_event_type text, p_payload jsonb)
     RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
@@ -294,6 +295,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown webhook config "%"', p_name USING ERRCODE = 'no_data_found',
             HINT = 'list them with: tripsage webhooks list';
+    END IF;
+    IF NOT config.is_active THEN
+        RAISE EXCEPTION 'webhook config "%" is inactive%', p_name,
+            coalesce(' (' || config.disabled_reason || ')', '') USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = format('enable it with: tripsage webhooks enable %s', p_name);
     END IF;
     IF p_event_type IS NULL OR NOT public.webhook_event_type_known(p_event_type) THEN
         RAISE EXCEPTION 'unknown webhook event type "%"', p_event_type USING ERRCODE = 'invalid_parameter_value';
@@ -315,7 +321,7 @@ CREATE FUNCTION public.test_webhook(p_name text, p_payload jsonb DEFAULT '{"test
     LANGUAGE sql SECURITY DEFINER
     SET search_path = pg_catalog, public, webhooks
     AS $$
-    SELECT public.send_webhook_with_retry(p_name, 'webhook.test', p_payload)
+    SELECT public.send_webhook_with_retry(p_name, 'test.webhook', p_payload)
 $$;
 
 CREATE FUNCTION public.get_webhook_stats(p_name text DEFAULT NULL, p_days integer DEFAULT 7)

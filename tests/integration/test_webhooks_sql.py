@@ -200,6 +200,8 @@ def test_authenticated_write_fires_triggers(database: str) -> None:
 
 def test_sql_api_errors_and_enqueue(database: str) -> None:
     with connect(database) as conn:
+        activate(conn, "trip_events")
+        activate(conn, "ai_processing")
         with pytest.raises(psycopg.Error, match='unknown webhook config "nope"'):
             conn.execute("SELECT send_webhook_with_retry('nope', 'booking.confirmed', '{}')")
         with pytest.raises(psycopg.Error, match=r'unknown webhook event type "bogus\.type"'):
@@ -208,6 +210,8 @@ def test_sql_api_errors_and_enqueue(database: str) -> None:
             conn.execute(
                 "SELECT send_webhook_with_retry('trip_events', 'booking.confirmed', %s)", [Jsonb({"x": "a" * 300_000})]
             )
+        with pytest.raises(psycopg.Error, match='webhook config "chat_events" is inactive'):
+            conn.execute("SELECT send_webhook_with_retry('chat_events', 'booking.confirmed', '{}')")
         row = conn.execute("SELECT send_webhook_with_retry('trip_events', 'booking.confirmed', '{}') AS id").fetchone()
         assert row is not None and row["id"] > 0
         test = conn.execute("SELECT test_webhook('ai_processing') AS id").fetchone()

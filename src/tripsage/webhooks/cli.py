@@ -145,7 +145,7 @@ def test(
     payload: Annotated[str, typer.Option(help="JSON payload.")] = '{"test": true}',
     wait: Annotated[float, typer.Option(help="Seconds to wait for the runtime to deliver it (0: do not).")] = 0,
 ) -> None:
-    """Queue a `webhook.test` event for one endpoint (the runtime delivers it)."""
+    """Queue a `test.webhook` event for one endpoint (the runtime delivers it)."""
     try:
         data = json.loads(payload)
     except ValueError as error:
