@@ -1,7 +1,7 @@
 -- 08_webhooks: the transactional outbox (events, deliveries), the event triggers, the seed's webhook configs, the
 -- SQL API (send_webhook_with_retry, test_webhook, get_webhook_stats, replay) and, on servers without pg_net, an
 -- emulation of pg_net's SQL API executed by the runtime.
--- (supabase/schemas/08_webhooks.sql is identical to this migration.)
+-- (This file is migrations 20261124201000_webhooks.sql and 20261124234500_webhooks_retention.sql.)
 
 -- Delivery state kept on the endpoint itself. max_concurrency bounds in-flight requests per endpoint.
 ALTER TABLE public.webhook_configs
@@ -423,6 +423,35 @@ REVOKE ALL ON FUNCTION public.webhook_event_matches(text, text[]), public.webhoo
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.webhook_event_matches(text, text[]), public.webhook_event_type_known(text)
     TO service_role, tripsage_automation;
+
+-- Delete succeeded deliveries (and, by cascade, their attempt logs) finished more than p_older_than ago, then events
+-- older than that with no delivery left; at most p_limit of each per call. Dead deliveries stay until replayed or
+-- deleted by an operator. The runtime calls this periodically; it returns the number of rows deleted.
+CREATE FUNCTION public.cleanup_webhook_outbox(p_older_than interval DEFAULT '30 days', p_limit integer DEFAULT 10000)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    deliveries_deleted bigint;
+    events_deleted bigint;
+BEGIN
+    DELETE FROM webhooks.deliveries
+    WHERE id IN (SELECT id FROM webhooks.deliveries
+                 WHERE status = 'succeeded' AND completed_at < now() - p_older_than
+                 LIMIT p_limit);
+    GET DIAGNOSTICS deliveries_deleted = ROW_COUNT;
+    DELETE FROM webhooks.events
+    WHERE id IN (SELECT e.id FROM webhooks.events e
+                 WHERE e.created_at < now() - p_older_than
+                   AND NOT EXISTS (SELECT 1 FROM webhooks.deliveries d WHERE d.event_id = e.id)
+                 LIMIT p_limit);
+    GET DIAGNOSTICS events_deleted = ROW_COUNT;
+    RETURN deliveries_deleted + events_deleted;
+END
+$$;
+REVOKE ALL ON FUNCTION public.cleanup_webhook_outbox(interval, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.cleanup_webhook_outbox(interval, integer) TO service_role, tripsage_automation;
 
 -- pg_net's SQL API, when the server has no pg_net: requests queue in net.http_request_queue (a logged table, so
 -- unlike pg_net a queued request survives a crash), the runtime sends them after the caller commits (it only sees

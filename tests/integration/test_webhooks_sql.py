@@ -3,6 +3,7 @@ the seed configs, and the SQL API's clear errors."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import psycopg
@@ -241,3 +242,25 @@ def test_service_role_may_call_the_api_and_anon_may_not(database: str) -> None:
         with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
             conn.execute("SET LOCAL ROLE anon")
             conn.execute("SELECT emit_event('booking.confirmed', '{}')")
+
+
+def test_cleanup_keeps_recent_open_and_dead_work(database: str) -> None:
+    with connect(database) as conn:
+        activate(conn, "trip_events")
+        for _ in range(4):
+            conn.execute("SELECT emit_event('booking.confirmed', '{}')")
+        conn.execute("SELECT emit_event('no.config.matches', '{}')")
+        ids = [r["id"] for r in conn.execute("SELECT id FROM webhooks.deliveries ORDER BY id")]
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+        conn.execute("UPDATE webhooks.events SET created_at = %s", [old])
+        conn.execute(
+            "UPDATE webhooks.deliveries SET status = 'succeeded', completed_at = %s WHERE id = %s", [old, ids[0]]
+        )
+        conn.execute(
+            "UPDATE webhooks.deliveries SET status = 'succeeded', completed_at = now() WHERE id = %s", [ids[1]]
+        )
+        conn.execute("UPDATE webhooks.deliveries SET status = 'dead', completed_at = %s WHERE id = %s", [old, ids[2]])
+        deleted = conn.execute("SELECT cleanup_webhook_outbox() AS n").fetchone()
+        assert deleted == {"n": 3}  # one delivery, its event, and the unmatched event
+        left = [r["id"] for r in conn.execute("SELECT id FROM webhooks.deliveries ORDER BY id")]
+        assert left == ids[1:]

@@ -30,6 +30,9 @@ POLL_INTERVAL = 1.0  # seconds between polls when no NOTIFY arrives (retries com
 SECRET_CHECK_INTERVAL = 5.0  # seconds between looks for endpoints without a secret
 ERROR_BACKOFF = 1.0  # seconds to wait after a database error
 WORKERS = 4  # concurrent claim-send-record loops per runtime
+CLEANUP_INTERVAL = 3600.0  # seconds between retention passes
+RETENTION = 30 * 24 * 3600.0  # seconds succeeded deliveries, their logs and delivered events are kept
+CLEANUP_BATCH = 10000  # rows of each kind deleted per statement
 SEED_ROUTES = {"trip_events": "/functions/v1/trip-events", "ai_processing": "/functions/v1/ai-processing"}
 
 
@@ -72,6 +75,7 @@ class WebhooksComponent:
         self._stopping = False
         self._tasks = [asyncio.create_task(self._listen(runtime.database_url), name="webhooks-listen")]
         self._tasks.append(asyncio.create_task(self._secrets_loop(runtime), name="webhooks-secrets"))
+        self._tasks.append(asyncio.create_task(self._retention_loop(runtime), name="webhooks-retention"))
         self._tasks.extend(
             asyncio.create_task(self._work(), name=f"webhooks-dispatch-{n}") for n in range(self.workers)
         )
@@ -114,6 +118,16 @@ class WebhooksComponent:
                     log.info("generated webhook secrets for %s", ", ".join(named))
             except TripSageError as error:
                 log.warning("webhook secret check failed: %s", error)
+
+    async def _retention_loop(self, runtime: Runtime) -> None:
+        while True:
+            await asyncio.sleep(CLEANUP_INTERVAL)
+            try:
+                params = {"older_than_s": RETENTION, "limit": CLEANUP_BATCH}
+                while await runtime.database.fetch_value(Q["cleanup_outbox"], params) >= CLEANUP_BATCH:
+                    pass
+            except TripSageError as error:
+                log.warning("webhook outbox cleanup failed: %s", error)
 
     async def _work(self) -> None:
         assert self.dispatcher is not None

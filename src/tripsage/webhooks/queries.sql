@@ -158,3 +158,6 @@ LIMIT %(limit)s
 -- name: delivery_status
 SELECT id, webhook_id, status, attempts, next_attempt_at, last_status, last_error, completed_at
 FROM webhooks.deliveries WHERE id = %(id)s
+
+-- name: cleanup_outbox
+SELECT public.cleanup_webhook_outbox(make_interval(secs => %(older_than_s)s), %(limit)s) AS deleted
