@@ -25,6 +25,7 @@ from tests.integration.webhooks.conftest import (
     point,
     sql,
 )
+from tripsage import queries_for
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
 from tripsage.webhooks import outbox, retry, signing
@@ -388,3 +389,60 @@ async def test_tls_certificate_errors_are_retried_and_logged(
     assert row["status"] == "retrying" and "Certificate" in row["last_error"]
     [log] = await sql(wdb, "SELECT error_message FROM webhook_logs")
     assert log["error_message"] == row["last_error"]
+
+
+async def test_per_endpoint_concurrency_limit_and_keep_alive(wdb: Database, keys: Keyring) -> None:
+    in_flight = peak = 0
+    client_ports: set[int] = set()
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal in_flight, peak
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer:
+            client_ports.add(peer[1])
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        in_flight -= 1
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/", slow)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        assert site._server is not None
+        port = site._server.sockets[0].getsockname()[1]
+        await point(wdb, keys, f"http://127.0.0.1:{port}/")
+        await sql(wdb, "UPDATE webhook_configs SET max_concurrency = 2 WHERE name = 'hook'")
+        for _ in range(12):
+            await emit(wdb)
+        d = dispatcher(wdb, keys)
+        await d.open()
+        try:
+            assert await d.dispatch_once() == 12
+        finally:
+            await d.close()
+    finally:
+        await runner.cleanup()
+    assert peak == 2
+    assert len(client_ports) <= 2  # connections are kept alive and reused
+    assert {r["status"] for r in await deliveries(wdb)} == {"succeeded"}
+
+
+async def test_claim_uses_the_due_index(wdb: Database, keys: Keyring, receiver: Receiver) -> None:
+    await point(wdb, keys, receiver.url)
+    await sql(wdb, "SELECT emit_event('booking.confirmed', '{}') FROM generate_series(1, 5000)")
+    await sql(wdb, "UPDATE webhooks.deliveries SET status = 'succeeded' WHERE id % 50 <> 0")
+    await sql(wdb, "ANALYZE webhooks.deliveries")
+    claim = queries_for("tripsage.webhooks")["claim_deliveries"]
+    async with wdb.connection() as conn, conn.transaction(force_rollback=True):
+        cursor = await conn.execute(
+            b"EXPLAIN (FORMAT JSON) " + claim.text.encode(),
+            {"now": dt.datetime.now(dt.UTC), "limit": 200, "worker": "w", "lease_margin_s": 30},
+        )
+        row = await cursor.fetchone()
+    assert row is not None
+    assert "deliveries_due_idx" in json.dumps(row)
