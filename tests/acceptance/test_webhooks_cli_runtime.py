@@ -70,7 +70,18 @@ async def test_cli_commands(embedded_database: str, tmp_path: Path) -> None:
         TRIPSAGE_ENCRYPTION_KEY=key,
         TRIPSAGE_WEBHOOK_ALLOW_HOSTS="127.0.0.1",
     )
-    added = cli("add", "crm", "http://127.0.0.1:9/hook", "--events", "booking.*", "--header", "X-A=1", env=env)
+    added = cli(
+        "add",
+        "crm",
+        "http://127.0.0.1:9/hook",
+        "--events",
+        "booking.*,trip.collaborator.*",
+        "--events",
+        "api_key.expiring",
+        "--header",
+        "X-A=1",
+        env=env,
+    )
     assert added.returncode == 0, added.stderr
     secret = added.stdout.strip().splitlines()[-1]
     assert secret.startswith("whsec_")
@@ -85,7 +96,9 @@ async def test_cli_commands(embedded_database: str, tmp_path: Path) -> None:
     listing = cli("list", "--json", env=env)
     assert listing.returncode == 0, listing.stderr
     configs = {c["name"]: c for c in json.loads(listing.stdout)}
-    assert configs["crm"]["events"] == ["booking.*"] and configs["crm"]["headers"] == {"X-A": "1"}
+    assert configs["crm"]["events"] == ["booking.*", "trip.collaborator.*", "api_key.expiring"] and configs["crm"][
+        "headers"
+    ] == {"X-A": "1"}
     assert "trip_events" in configs
     tested = cli("test", "crm", env=env)
     assert tested.returncode == 0 and json.loads(tested.stdout)["status"] == "pending"

@@ -103,7 +103,9 @@ def _headers(pairs: list[str]) -> dict[str, str]:
 def add(
     name: str,
     url: str,
-    events: Annotated[list[str] | None, typer.Option("--events", help="Event pattern (repeatable).")] = None,
+    events: Annotated[
+        list[str] | None, typer.Option("--events", help="Event patterns (repeatable, or comma-separated).")
+    ] = None,
     secret: Annotated[str | None, typer.Option("--secret", help="A whsec_ secret (generated when omitted).")] = None,
     header: Annotated[list[str] | None, typer.Option("--header", help="Extra header K=V (repeatable).")] = None,
     timeout_ms: Annotated[int, typer.Option(help="Request timeout in ms.")] = 15000,
@@ -111,6 +113,7 @@ def add(
     """Add an endpoint. The URL passes the SSRF guard; the secret is printed once when generated."""
     settings = load_settings()
     extra = _headers(header or [])
+    patterns = [p.strip() for value in events or [] for p in value.split(",") if p.strip()] or ["*"]
     try:
         asyncio.run(ssrf.check_resolved(url, ssrf.AllowList.parse(settings.webhook_allow_hosts)))
         active = secret or signing.generate_secret()
@@ -126,7 +129,7 @@ def add(
                 "name": name,
                 "url": url,
                 "secret": outbox.encrypt_secrets(keys, [active]),
-                "events": events or ["*"],
+                "events": patterns,
                 "headers": Jsonb(extra),
                 "timeout_ms": timeout_ms,
             },
