@@ -156,7 +156,7 @@ class Dispatcher:
         excerpt: str | None = None
         error: str | None = None
         retry_after: float | None = None
-        refused = False
+        refused = abort = False
         try:
             ssrf.check_url(row["url"], self.allow)
             body = body_of(row)
@@ -175,6 +175,8 @@ class Dispatcher:
                 raw = await response.content.read(RESPONSE_EXCERPT)
                 excerpt = raw.decode("utf-8", "replace")
                 retry_after = retry.parse_retry_after(response.headers.get("Retry-After"), utc_now())
+                # Svix's convention: a receiver may ask that this message never be retried.
+                abort = response.headers.get("webhook-delivery", "").lower() == "abort-message"
                 if not retry.is_success(code):
                     error = f"HTTP {code}"
         except ssrf.UnsafeTarget as refusal:
@@ -187,7 +189,7 @@ class Dispatcher:
             log.exception("webhook delivery %s failed unexpectedly", row["id"])
             error = f"{type(failure).__name__}: {failure}"
         duration_ms = round((time.perf_counter() - began) * 1000)
-        return self._classify(row, code, excerpt, duration_ms, error, retry_after, refused)
+        return self._classify(row, code, excerpt, duration_ms, error, retry_after, refused or abort)
 
     def _classify(
         self,
@@ -212,7 +214,7 @@ class Dispatcher:
             return Outcome(**base, status="succeeded", next_at=None, error=None)
         if code == 410:
             return Outcome(**base, status="dead", next_at=None, error="410 Gone: endpoint disabled", gone=True)
-        if refused:  # a policy refusal does not get better by waiting
+        if refused:  # a policy refusal (or the receiver's abort-message) does not get better by waiting
             return Outcome(**base, status="dead", next_at=None, error=error)
         policy = retry.RetryPolicy.from_config(row["retry_config"])
         delay = policy.next_delay(row["attempts"], retry_after, self.rng)

@@ -446,3 +446,17 @@ async def test_claim_uses_the_due_index(wdb: Database, keys: Keyring, receiver: 
         row = await cursor.fetchone()
     assert row is not None
     assert "deliveries_due_idx" in json.dumps(row)
+
+
+async def test_abort_message_stops_retries(wdb: Database, keys: Keyring, receiver: Receiver) -> None:
+    receiver.answer = lambda r: web.Response(status=400, headers={"webhook-delivery": "abort-message"})
+    await point(wdb, keys, receiver.url)
+    await emit(wdb)
+    d = dispatcher(wdb, keys)
+    await d.open()
+    try:
+        assert await d.dispatch_once() == 1
+    finally:
+        await d.close()
+    [row] = await deliveries(wdb)
+    assert (row["status"], row["attempts"], row["last_error"]) == ("dead", 1, "HTTP 400")
