@@ -1,7 +1,7 @@
 -- 08_webhooks: the transactional outbox (events, deliveries), the event triggers, the seed's webhook configs, the
 -- SQL API (send_webhook_with_retry, test_webhook, get_webhook_stats, replay) and, on servers without pg_net, an
 -- emulation of pg_net's SQL API executed by the runtime.
--- (supabase/schemas/08_webhooks.sql is identical to this migration.)
+-- (supabase/schemas/08_webhooks.sql is this migration plus 20261124234500_webhooks_retention.sql.)
 
 -- Delivery state kept on the endpoint itself. max_concurrency bounds in-flight requests per endpoint.
 ALTER TABLE public.webhook_configs
@@ -106,7 +106,10 @@ BEGIN
     RETURNING id INTO new_id;
     INSERT INTO webhooks.deliveries (event_id, webhook_config_id, event_type)
     SELECT new_id, c.id, p_event_type FROM public.webhook_configs c
-    WHERE c.is_active AND public.webhook_event_matches(p_event_type, c.events);
+    WHERE c.is_active AND public.webhook_event_matches(p_event_type, c.events)
+    -- Hold the matched configs (as the foreign key check would) so a config deleted concurrently is skipped
+    -- rather than failing the caller's write.
+    FOR KEY SHARE OF c;
     GET DIAGNOSTICS queued = ROW_COUNT;
     IF queued > 0 THEN
         PERFORM pg_notify('tripsage_webhooks', '');
@@ -123,15 +126,16 @@ CREATE FUNCTION public.webhook_outbox_depth() RETURNS bigint
     SELECT count(*) FROM webhooks.deliveries WHERE status IN ('pending', 'delivering', 'retrying')
 $$;
 
--- Triggers call this: the user's write must never fail because of webhooks, so any error becomes a warning.
+-- Triggers call this (one name for every trigger's way into the outbox).
 CREATE FUNCTION public.emit_event_safely(p_event_type text, p_payload jsonb) RETURNS void
     LANGUAGE plpgsql
     SET search_path = pg_catalog, public, webhooks
     AS $$
 BEGIN
+    -- No EXCEPTION block: emit_event cannot fail because of configuration (it matches whatever configs exist and
+    -- skips concurrently deleted ones), and a handler would open a subtransaction per row, which overflows the
+    -- 64-entry subtransaction cache on bulk writes and slows every concurrent snapshot.
     PERFORM public.emit_event(p_event_type, p_payload);
-EXCEPTION WHEN OTHERS THEN
-    RAISE WARNING 'webhook event % not recorded: %', p_event_type, SQLERRM;
 END
 $$;
 
@@ -140,14 +144,14 @@ CREATE FUNCTION public.webhooks_trip_collaborator_event() RETURNS trigger
     SET search_path = pg_catalog, public, webhooks
     AS $$
 DECLARE
-    actor uuid;
+    -- auth.uid()'s sources, read without casts that could raise on malformed claims (actor is informational, and
+    -- catching an error would cost a subtransaction per row).
+    claimed text := coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+        substring(current_setting('request.jwt.claims', true) FROM '"sub"\s*:\s*"([^"]*)"'));
+    actor uuid := CASE WHEN claimed ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+        THEN claimed::uuid END;
     data jsonb;
 BEGIN
-    BEGIN
-        actor := auth.uid();
-    EXCEPTION WHEN OTHERS THEN
-        actor := NULL;
-    END;
     IF TG_OP = 'DELETE' THEN
         data := jsonb_build_object('trip_id', OLD.trip_id, 'user_id', OLD.user_id,
             'permission_level', OLD.permission_level, 'added_by', OLD.added_by, 'actor_id', actor);
@@ -423,6 +427,7 @@ REVOKE ALL ON FUNCTION public.webhook_event_matches(text, text[]), public.webhoo
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION public.webhook_event_matches(text, text[]), public.webhook_event_type_known(text)
     TO service_role, tripsage_automation;
+
 
 -- pg_net's SQL API, when the server has no pg_net: requests queue in net.http_request_queue (a logged table, so
 -- unlike pg_net a queued request survives a crash), the runtime sends them after the caller commits (it only sees

@@ -264,3 +264,19 @@ def test_cleanup_keeps_recent_open_and_dead_work(database: str) -> None:
         assert deleted == {"n": 3}  # one delivery, its event, and the unmatched event
         left = [r["id"] for r in conn.execute("SELECT id FROM webhooks.deliveries ORDER BY id")]
         assert left == ids[1:]
+
+
+def test_bulk_trigger_writes_with_malformed_claims_succeed(database: str) -> None:
+    with connect(database) as conn:
+        activate(conn, "trip_events")
+        trip = make_trip(conn)
+        with conn.transaction():
+            conn.execute("SELECT set_config('request.jwt.claims', '{not json', true)")
+            conn.execute("INSERT INTO auth.users (id) SELECT gen_random_uuid() FROM generate_series(1, 200)")
+            conn.execute(
+                "INSERT INTO trip_collaborators (trip_id, user_id)"
+                " SELECT %s, id FROM auth.users WHERE id NOT IN (%s, %s)",
+                [trip, OWNER, GUEST],
+            )
+        rows = deliveries(conn)
+    assert len(rows) == 200 and all(r["payload"]["actor_id"] is None for r in rows)
