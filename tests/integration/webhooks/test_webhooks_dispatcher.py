@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from svix.webhooks import Webhook as SvixWebhook
 
@@ -460,3 +462,26 @@ async def test_abort_message_stops_retries(wdb: Database, keys: Keyring, receive
         await d.close()
     [row] = await deliveries(wdb)
     assert (row["status"], row["attempts"], row["last_error"]) == ("dead", 1, "HTTP 400")
+
+
+def reference_match(event_type: str, patterns: list[str]) -> bool:
+    return any(p == "*" or p == event_type or (p.endswith(".*") and event_type.startswith(p[:-1])) for p in patterns)
+
+
+async def test_pattern_matching_agrees_with_its_definition(wdb: Database) -> None:
+    segment = st.sampled_from(["trip", "collaborator", "booking", "added", "x", "_", "%"])
+    event = st.lists(segment, min_size=1, max_size=4).map(".".join)
+    pattern = st.one_of(st.just("*"), event, event.map(lambda e: e + ".*"))
+    cases = st.lists(st.tuples(event, st.lists(pattern, max_size=3)), min_size=50, max_size=50)
+    examples: list[tuple[str, list[str]]] = []
+
+    @settings(max_examples=10, deadline=None, database=None)
+    @given(cases)
+    def collect(batch: list[tuple[str, list[str]]]) -> None:
+        examples.extend(batch)
+
+    collect()
+    async with wdb.connection() as conn:
+        for event_type, patterns in examples:
+            cursor = await conn.execute("SELECT webhook_event_matches(%s, %s) AS m", [event_type, patterns])
+            assert await cursor.fetchone() == {"m": reference_match(event_type, patterns)}, (event_type, patterns)
