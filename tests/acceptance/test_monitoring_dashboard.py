@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psycopg
 import pytest
+from aiohttp import web
 
 from tests import servers
+from tests.integration.webhooks.conftest import Receiver, emit, point, sql
 from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 from tripsage import jwt
+from tripsage.db.connector import Database
+from tripsage.db.vault import keyring
 
 ARTIFACTS = servers.REPO / "test-artifacts"
 USER = "00000000-0000-4000-8000-0000000000e1"
@@ -22,7 +27,8 @@ USER = "00000000-0000-4000-8000-0000000000e1"
 
 @pytest.fixture
 async def runtime(embedded_database: str, tmp_path: Path) -> AsyncIterator[RunningRuntime]:
-    async with running_runtime(runtime_settings(tmp_path), embedded_database) as running:
+    settings = runtime_settings(tmp_path, webhook_allow_hosts="127.0.0.1")
+    async with running_runtime(settings, embedded_database) as running:
         yield running
 
 
@@ -58,7 +64,9 @@ def browser_or_skip() -> tuple[str, str]:
     return chromium, driver
 
 
-def drive_dashboard(base_url: str, key: str, screenshot: Path) -> dict[str, object]:
+def drive_dashboard(
+    base_url: str, key: str, screenshot: Path, replay: Callable[[Any], None] | None = None
+) -> dict[str, object]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -91,6 +99,8 @@ def drive_dashboard(base_url: str, key: str, screenshot: Path) -> dict[str, obje
         WebDriverWait(browser, 30).until(
             expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body[data-charts-ready='true']"))
         )
+        if replay is not None:
+            replay(browser)
         charts = browser.find_elements(By.CSS_SELECTOR, ".chart .main-svg")
         traces = browser.find_elements(By.CSS_SELECTOR, "#chart-health .scatterlayer .trace")
         screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -122,4 +132,68 @@ async def test_dashboard_signs_in_and_draws_charts(runtime: RunningRuntime, embe
     assert "not this project's service_role key" in str(result["refused"])
     assert int(str(result["charts"])) >= 4
     assert int(str(result["health_traces"])) >= 1
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    recv = Receiver()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", recv.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    assert site._server is not None and site._server.sockets
+    recv.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
+    try:
+        yield recv
+    finally:
+        await runner.cleanup()
+
+
+async def delivery_status(db: Database, delivery_id: int) -> str:
+    [row] = await sql(db, "SELECT status FROM webhooks.deliveries WHERE id = %(id)s", {"id": delivery_id})
+    return str(row["status"])
+
+
+async def test_dashboard_replays_a_dead_letter(
+    runtime: RunningRuntime, embedded_database: str, receiver: Receiver
+) -> None:
+    """A receiver refuses an event for good (Svix's abort-message), the delivery dies; replay from the dashboard
+    delivers it once the receiver accepts."""
+    browser_or_skip()
+    receiver.answer = lambda r: web.Response(status=400, headers={"webhook-delivery": "abort-message"})
+    async with Database(embedded_database, max_size=2) as db:
+        await point(db, keyring(runtime.settings), receiver.url, name="dashboard-hook", events=["booking.*"])
+        event_id = await emit(db, "booking.confirmed", {"booking_id": 7})
+        [row] = await sql(db, "SELECT id FROM webhooks.deliveries WHERE event_id = %(e)s", {"e": event_id})
+        delivery_id = int(row["id"])
+        for _ in range(300):
+            if await delivery_status(db, delivery_id) == "dead":
+                break
+            await asyncio.sleep(0.1)
+        assert await delivery_status(db, delivery_id) == "dead"
+        receiver.answer = lambda r: web.Response(text="ok")
+
+        def press_replay(browser: Any) -> None:
+            from selenium.webdriver.common.by import By
+            from selenium.webdriver.support import expected_conditions
+            from selenium.webdriver.support.wait import WebDriverWait
+
+            browser.find_element(By.CSS_SELECTOR, f"button.replay[data-delivery='{delivery_id}']").click()
+            WebDriverWait(browser, 30).until(
+                expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body[data-charts-ready='true']"))
+            )
+
+        key = jwt.api_key(runtime.settings.jwt_secret, "service_role")
+        shot = ARTIFACTS / "dashboard-replay.png"
+        await asyncio.to_thread(drive_dashboard, runtime.base_url, key, shot, press_replay)
+        for _ in range(300):
+            if await delivery_status(db, delivery_id) == "succeeded":
+                break
+            await asyncio.sleep(0.1)
+        assert await delivery_status(db, delivery_id) == "succeeded"
+    ids = {r.headers.get("webhook-id") for r in receiver.received}
+    assert len(receiver.received) == 2 and len(ids) == 1  # the refused attempt and the replay, one webhook-id
     assert shot.stat().st_size > 10_000

@@ -73,3 +73,6 @@ SELECT public.webhook_outbox_depth() AS depth;
 
 -- name: search_cache_today
 SELECT cache, hits, misses FROM monitoring.search_cache_stats WHERE day = current_date;
+
+-- name: webhooks_installed
+SELECT to_regclass('webhooks.deliveries') IS NOT NULL AS available;
