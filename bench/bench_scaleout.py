@@ -1,0 +1,194 @@
+"""Scale-out: webhook deliveries/s and realtime messages/s with 1, 2 and 3 `tripsage serve` replicas against one
+PostgreSQL, with the CPU each side used, to show where PostgreSQL itself saturates.
+
+- Webhooks: N deliveries made due at once (as in bench_webhooks), delivered to Debian's nginx; deliveries/s until
+  the outbox is empty.
+- Realtime: C websocket clients spread evenly over the replicas, each subscribed as a user to INSERTs on `trips`;
+  rounds of one trip per user are committed; messages/s until every client has every change of its user.
+- CPU: seconds of CPU used by PostgreSQL (the postmaster and its children) and by the replicas during each run, as a
+  share of the machine's cores. When PostgreSQL plus the replicas use every core, more replicas cannot help.
+
+Goal from the issue: 2 replicas >= 1.6x one, until PostgreSQL saturates.
+Run: .venv/bin/python bench/bench_scaleout.py [--full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_webhooks import Nginx, wait_empty
+from bench.harness import JWT_SECRET, Cluster, Replica, machine, new_encryption_key
+from bench.workload import RealtimeFleet, create_users, insert_trips, wait_received
+
+from tripsage.crypto import Keyring
+from tripsage.webhooks import outbox, signing
+
+TICKS = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def postgres_pids(cluster: Cluster) -> list[int]:
+    master = int((cluster.server.pgdata / "postmaster.pid").read_text().split()[0])
+    pids = [master]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+class Meter:
+    """CPU shares of PostgreSQL and of the replicas over one measured interval."""
+
+    def __init__(self, cluster: Cluster, replicas: list[Replica]) -> None:
+        self.cluster, self.replicas = cluster, replicas
+
+    def _now(self) -> tuple[float, float, float]:
+        replica_pids = [r.process.pid for r in self.replicas if r.process is not None]
+        return time.perf_counter(), cpu_seconds(postgres_pids(self.cluster)), cpu_seconds(replica_pids)
+
+    def __enter__(self) -> Meter:
+        self.start = self._now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end = self._now()
+        wall = end[0] - self.start[0]
+        self.seconds = wall
+        self.pg_share = (end[1] - self.start[1]) / wall / CORES
+        self.replica_share = (end[2] - self.start[2]) / wall / CORES
+
+
+def webhook_round(url: str, events: int, meter: Meter) -> float:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE webhooks.events CASCADE")
+        conn.execute("TRUNCATE public.webhook_logs")
+        conn.execute(
+            "SELECT emit_event('booking.confirmed', jsonb_build_object('n', n)) FROM generate_series(1, %s) n", [events]
+        )
+        conn.execute(
+            "UPDATE webhooks.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE status = 'pending'"
+        )
+        with meter:
+            conn.execute("UPDATE webhooks.deliveries SET next_attempt_at = now() WHERE status = 'pending'")
+            conn.execute("NOTIFY tripsage_webhooks")
+            wait_empty(url)
+        row = conn.execute("SELECT count(*) FROM webhooks.deliveries WHERE status = 'succeeded'").fetchone()
+    assert row is not None and row[0] == events, row
+    return events / meter.seconds
+
+
+async def realtime_round(
+    url: str, replicas: list[Replica], users: list[str], clients: int, rounds: int, meter: Meter
+) -> float:
+    fleet = RealtimeFleet([r.base_url for r in replicas], users, clients, JWT_SECRET)
+    await fleet.start()
+    try:
+        trips: dict[str, list[int]] = {}
+        with meter:
+            for i in range(rounds):
+                ids = await asyncio.to_thread(insert_trips, url, users, f"scale {i}")
+                for owner, trip in zip(users, ids, strict=True):
+                    trips.setdefault(owner, []).append(trip)
+            missing = await wait_received(fleet, trips, 120.0)
+        assert missing == 0, f"{missing} realtime changes not received"
+        return fleet.expected(trips) / meter.seconds
+    finally:
+        await fleet.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="issue-sized: 20,000 deliveries, 300 clients")
+    parser.add_argument("--max-replicas", type=int, default=3)
+    parser.add_argument("--skip-realtime", action="store_true", help="webhooks only")
+    args = parser.parse_args()
+    events = 20_000 if args.full else 4_000
+    clients, users_n, rounds = (300, 30, 40) if args.full else (60, 12, 20)
+
+    nginx = Nginx()
+    nginx.start()
+    cluster = Cluster()
+    cluster.start()
+    key = new_encryption_key()
+    logs = Path(tempfile.mkdtemp(prefix="tsg-scaleout-"))
+    replicas: list[Replica] = []
+    rows: list[tuple[int, float, Meter, float, Meter]] = []
+    try:
+        with psycopg.connect(cluster.url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO webhook_configs (name, url, events, secret, max_concurrency) "
+                "VALUES ('nginx', %s, '{booking.confirmed}', %s, 256)",
+                [nginx.url, outbox.encrypt_secrets(Keyring(key), [signing.generate_secret()])],
+            )
+        users = create_users(cluster.url, users_n)
+        for k in range(1, args.max_replicas + 1):
+            replica = Replica(cluster.url, key)
+            replica.start(logs)
+            replica.wait_healthy()
+            replicas.append(replica)
+            web_meter = Meter(cluster, replicas)
+            deliveries = webhook_round(cluster.url, events, web_meter)
+            rt_meter = Meter(cluster, replicas)
+            messages = (
+                float("nan")
+                if args.skip_realtime
+                else asyncio.run(realtime_round(cluster.url, replicas, users, clients, rounds, rt_meter))
+            )
+            if args.skip_realtime:
+                rt_meter.pg_share = rt_meter.replica_share = float("nan")
+            rows.append((k, deliveries, web_meter, messages, rt_meter))
+            print(f"  {k} replica(s): {deliveries:,.0f} deliveries/s, {messages:,.0f} msgs/s", file=sys.stderr)
+    finally:
+        for replica in replicas:
+            replica.stop()
+        cluster.close()
+        nginx.stop()
+
+    base_d, base_m = rows[0][1], rows[0][3]
+    print("## Scale-out\n")
+    print(
+        f"{machine()}; one embedded PostgreSQL; {events:,} webhook deliveries to nginx per run; {clients} realtime "
+        f"clients ({users_n} users) spread over the replicas, {rounds} rounds of one trip per user. CPU shares are "
+        f"of all {CORES} cores.\n"
+    )
+    print("| replicas | deliveries/s | vs 1 | PG CPU | replicas CPU | realtime msgs/s | vs 1 | PG CPU | replicas CPU |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, d, wm, m, rm in rows:
+        print(
+            f"| {k} | {d:,.0f} | {d / base_d:.2f}x | {wm.pg_share:.0%} | {wm.replica_share:.0%} "
+            f"| {m:,.0f} | {m / base_m:.2f}x | {rm.pg_share:.0%} | {rm.replica_share:.0%} |"
+        )
+    print(
+        "\nGoal: 2 replicas >= 1.6x one until PostgreSQL saturates. On this machine PostgreSQL, the replicas, nginx "
+        "and the clients share the same cores: when PG CPU + replicas CPU is near 100 %, the machine, not the "
+        "runtime's design, is the limit."
+    )
+
+
+if __name__ == "__main__":
+    main()
