@@ -174,6 +174,9 @@ async def test_dashboard_replays_a_dead_letter(
                 break
             await asyncio.sleep(0.1)
         assert await delivery_status(db, delivery_id) == "dead"
+        dead = await scrape(runtime.base_url)
+        assert sample(dead, "tripsage_webhook_deliveries_total", '{outcome="dead"}') == 1.0
+        assert sample(dead, "tripsage_webhook_dead_letters") == 1.0
         receiver.answer = lambda r: web.Response(text="ok")
 
         def press_replay(browser: Any) -> None:
@@ -194,6 +197,9 @@ async def test_dashboard_replays_a_dead_letter(
                 break
             await asyncio.sleep(0.1)
         assert await delivery_status(db, delivery_id) == "succeeded"
+    delivered = await scrape(runtime.base_url)
+    assert sample(delivered, "tripsage_webhook_deliveries_total", '{outcome="succeeded"}') == 1.0
+    assert sample(delivered, "tripsage_webhook_dead_letters") == 0.0
     ids = {r.headers.get("webhook-id") for r in receiver.received}
     assert len(receiver.received) == 2 and len(ids) == 1  # the refused attempt and the replay, one webhook-id
     assert shot.stat().st_size > 10_000

@@ -26,6 +26,7 @@ from psycopg.types.json import Jsonb
 from tripsage import __version__, queries_for
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
+from tripsage.monitoring.metrics import Metrics
 from tripsage.webhooks import outbox, retry, signing, ssrf
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Outcome:
     duration_ms: int
     error: str | None
     gone: bool = False  # 410: the endpoint asked to be disabled
+    event_created_at: dt.datetime | None = None  # when the event was committed (for the latency metric)
 
 
 def body_of(row: dict[str, Any]) -> bytes:
@@ -84,6 +86,7 @@ class Dispatcher:
         rng: random.Random | None = None,
         batch_size: int = BATCH_SIZE,
         lease_margin: float = LEASE_MARGIN,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
         self.keys = keys
@@ -93,6 +96,7 @@ class Dispatcher:
         self.rng = rng or random.Random()
         self.batch_size = batch_size
         self.lease_margin = lease_margin
+        self.metrics = metrics
         self.session: aiohttp.ClientSession | None = None
         self._limits: dict[int, tuple[int, asyncio.Semaphore]] = {}
         self._secrets: dict[int, tuple[bytes, list[bytes]]] = {}
@@ -209,6 +213,7 @@ class Dispatcher:
             "code": code,
             "body": excerpt,
             "duration_ms": duration_ms,
+            "event_created_at": row.get("event_created_at"),
         }
         if code is not None and retry.is_success(code):
             return Outcome(**base, status="succeeded", next_at=None, error=None)
@@ -244,6 +249,8 @@ class Dispatcher:
         succeeded = {o.config_id for o in outcomes if o.status == "succeeded"}
         failing = {o.config_id for o in outcomes if o.status != "succeeded" and not o.gone} - succeeded
         self.delivered += sum(1 for o in outcomes if o.status == "succeeded")
+        if self.metrics is not None:
+            self._observe(outcomes)
         self.failed += sum(1 for o in outcomes if o.status != "succeeded")
         if failing or len(succeeded) < len(outcomes):
             self.last_error = next((o.error for o in outcomes if o.error), self.last_error)
@@ -262,6 +269,16 @@ class Dispatcher:
                 disabled.append(row)
         for row in disabled:
             await self._notify_disabled(row)
+
+    def _observe(self, outcomes: list[Outcome]) -> None:
+        """Prometheus: attempts by outcome, and commit-to-delivery latency of first attempts that succeeded."""
+        assert self.metrics is not None
+        finished = utc_now()
+        for o in outcomes:
+            self.metrics.deliveries.labels(outcome=o.status).inc()
+            if o.status == "succeeded" and o.attempt == 1 and o.event_created_at is not None:
+                seconds = (finished - o.event_created_at).total_seconds()
+                self.metrics.delivery_latency.observe(max(0.0, seconds))
 
     async def _notify_disabled(self, row: dict[str, Any]) -> None:
         """Tell the operators (log) and any endpoint subscribed to webhook.endpoint.disabled (an event)."""
