@@ -1,0 +1,39 @@
+"""Broadcast: a client's message to every client on the same topic (the sender too with `self`, a reply with `ack`),
+on this replica directly and on the others through the relay."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from tripsage.exceptions import TripSageError
+from tripsage.realtime import protocol, relay
+
+if TYPE_CHECKING:
+    from tripsage.realtime.channels import Channel
+    from tripsage.realtime.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+
+async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> None:
+    payload = frame.payload
+    if not isinstance(payload, dict):
+        if channel.broadcast_ack:
+            channel.push(protocol.reply(frame.topic, frame.ref, "error", {"reason": "invalid_payload"}))
+        return
+    size = len(json.dumps(payload, separators=(",", ":")).encode())
+    if size > gateway.limits.broadcast_payload_bytes:
+        if channel.broadcast_ack:
+            channel.push(protocol.reply(frame.topic, frame.ref, "error", {"reason": "payload_size_exceeded"}))
+        return
+    relay.deliver_broadcast(gateway, channel.topic, channel.private, payload, sender=channel)
+    try:
+        await relay.send(
+            gateway, {"kind": "broadcast", "topic": channel.topic, "private": channel.private, "payload": payload}
+        )
+    except TripSageError as error:
+        log.warning("realtime: broadcast not relayed to other replicas: %s", error)
+    if channel.broadcast_ack:
+        channel.push(protocol.reply(frame.topic, frame.ref, "ok", {}))

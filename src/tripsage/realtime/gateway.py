@@ -1,0 +1,368 @@
+"""The gateway of one runtime process: who is subscribed to what, the change fan-out, and the relay of broadcasts and
+presence between replicas.
+
+postgres_changes: each change carries its audience (computed once, in the writer's transaction, by the table's
+audience function); a channel receives it when its role bypasses RLS or its user is in the audience, its role may
+SELECT the table, and one of its bindings matches (event, table, filters). Each channel is checked on its own, so one
+subscriber's failing check never stalls the others.
+
+Broadcast and presence are relayed through PostgreSQL (NOTIFY tripsage_realtime_relay; payloads over the NOTIFY limit
+go through tripsage_realtime.relay), so clients connected to different replicas see each other; presence itself
+lives in tripsage_realtime.presence so a replica that starts later knows the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from tripsage import queries_for
+from tripsage.db.connector import Database, connect
+from tripsage.exceptions import TripSageError
+from tripsage.realtime import broadcast, filters, presence, protocol, relay
+from tripsage.realtime.channels import Channel, ChannelState, Connection
+from tripsage.realtime.limits import Limits
+from tripsage.realtime.postgres_changes import EVENTS, Catalog, Change, ChangeReader
+
+if TYPE_CHECKING:
+    from tripsage.monitoring.metrics import Metrics
+
+log = logging.getLogger(__name__)
+Q = queries_for("tripsage.realtime")
+
+CHANGES_CHANNEL = "tripsage_realtime"
+RELAY_CHANNEL = "tripsage_realtime_relay"
+POLL_INTERVAL = 0.5  # seconds between reads when no NOTIFY arrives
+SYNC_INTERVAL = 5.0  # seconds between publication syncs (ALTER PUBLICATION is picked up within this)
+HEARTBEAT_INTERVAL = 5.0  # seconds between this gateway's liveness updates
+GATEWAY_TIMEOUT = 60.0  # seconds of silence after which a gateway is gone (and capture stops if none is left)
+RETENTION = 300.0  # seconds captured changes and relayed messages are kept
+CLEANUP_BATCH = 10000
+ERROR_BACKOFF = 1.0  # seconds after a database error
+SUBSCRIBED = "Subscribed to PostgreSQL"
+
+
+class Gateway:
+    def __init__(
+        self,
+        db: Database,
+        database_url: str,
+        secret: str,
+        *,
+        limits: Limits | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.db = db
+        self.database_url = database_url
+        self.secret = secret
+        self.limits = limits or Limits()
+        self.metrics = metrics
+        self.id = str(uuid.uuid4())
+        self.catalog = Catalog()
+        self.reader = ChangeReader(db)
+        self.connections: set[Connection] = set()
+        self.by_table: dict[tuple[str, str], set[Channel]] = defaultdict(set)
+        self.by_topic: dict[str, set[Channel]] = defaultdict(set)
+        self.delivered = 0
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._spawned: set[asyncio.Task[Any]] = set()
+        self._database_lost = False
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.db.execute(Q["register_gateway"], {"id": self.id})
+        await self.db.fetch_value(Q["sync_publication"])
+        await self.catalog.load(self.db)
+        await self.reader.start()
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="realtime-listen"),
+            asyncio.create_task(self._read_loop(), name="realtime-read"),
+            asyncio.create_task(self._housekeeping(), name="realtime-housekeeping"),
+            asyncio.create_task(self._expiry_loop(), name="realtime-expiry"),
+        ]
+
+    async def stop(self) -> None:
+        for connection in list(self.connections):
+            connection.close(1001)
+        for task in [*self._tasks, *self._spawned]:
+            task.cancel()
+        for task in [*self._tasks, *self._spawned]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        with contextlib.suppress(TripSageError):
+            await self.db.execute(Q["forget_gateway"], {"id": self.id})
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coroutine)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
+    def health(self) -> dict[str, Any]:
+        alive = bool(self._tasks) and all(not t.done() for t in self._tasks)
+        return {
+            "status": "ok" if alive and not self._database_lost else "degraded",
+            "connections": len(self.connections),
+            "channels": sum(len(c.channels) for c in self.connections),
+            "delivered": self.delivered,
+            "tables": sorted(f"{s}.{t}" for s, t in self.catalog.tables),
+            "last_error": self.last_error,
+        }
+
+    def close_all(self, code: int) -> None:
+        """Close every socket (1011 makes realtime-py reconnect and rejoin)."""
+        for connection in list(self.connections):
+            connection.close(code)
+
+    # -- channels --------------------------------------------------------------------------------------------
+
+    def attach(self, channel: Channel) -> None:
+        self.by_topic[channel.topic].add(channel)
+        if self.metrics is not None:
+            self.metrics.realtime_channels.inc()
+
+    async def detach(self, channel: Channel) -> None:
+        self.by_topic[channel.topic].discard(channel)
+        if not self.by_topic[channel.topic]:
+            del self.by_topic[channel.topic]
+        for subscribers in self.by_table.values():
+            subscribers.discard(channel)
+        if self.metrics is not None:
+            self.metrics.realtime_channels.dec()
+        if channel.presence_refs:
+            refs = list(channel.presence_refs)
+            channel.presence_refs.clear()
+            for ref in refs:
+                with contextlib.suppress(TripSageError):
+                    await self._untrack(channel, ref)
+
+    async def subscribe_changes(self, channel: Channel) -> None:
+        """Validate the channel's postgres_changes bindings and start delivering (Supabase's second step)."""
+        try:
+            await self.catalog.ensure_role(self.db, channel.identity.role)
+            keys: list[tuple[str, str]] = []
+            for binding in channel.bindings:
+                if binding.event not in EVENTS:
+                    raise filters.FilterError("event must be one of *, INSERT, UPDATE, DELETE")
+                if not binding.all_tables and (binding.schema, binding.table) not in self.catalog.tables:
+                    await self.catalog.load(self.db)  # perhaps added to the publication since the last sync
+                tables = [
+                    table
+                    for key, table in self.catalog.tables.items()
+                    if key[0] == binding.schema and (binding.all_tables or key[1] == binding.table)
+                ]
+                if not tables:
+                    channel.push_system(
+                        "postgres_changes",
+                        "Unable to subscribe to changes with given parameters. Please check Realtime is enabled for "
+                        f"the given connect parameters: [event: {binding.event}, schema: {binding.schema}, "
+                        f"table: {binding.table or '*'}, filters: {binding.filter or ''}]",
+                        "error",
+                    )
+                    return
+                if binding.all_tables and binding.filter:
+                    raise filters.FilterError("a filter needs a table")
+                if not binding.all_tables:
+                    binding.conditions = filters.parse(binding.filter, tables[0].column_types)
+                    if binding.select is not None:
+                        unknown = binding.select - set(tables[0].column_types)
+                        if unknown:
+                            raise filters.FilterError(f"select: unknown columns {', '.join(sorted(unknown))}")
+                keys.extend((table.schema, table.name) for table in tables)
+        except filters.FilterError as error:
+            channel.push_system("postgres_changes", f"Error parsing `filter` params: {error}", "error")
+            return
+        except TripSageError as error:
+            self.last_error = str(error)
+            channel.push_system("postgres_changes", "Too many database timeouts", "error")
+            return
+        if channel.state is ChannelState.CLOSED:
+            return
+        for key in keys:
+            self.by_table[key].add(channel)
+        channel.push_system("postgres_changes", SUBSCRIBED)
+
+    async def reauthorize(self, channel: Channel) -> None:
+        """A channel's token changed: its role's columns may differ."""
+        try:
+            await self.catalog.ensure_role(self.db, channel.identity.role)
+        except TripSageError as error:
+            await channel.connection.stop_channel(channel, f"Unable to refresh the token: {error}")
+
+    # -- postgres_changes fan-out ----------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        """Wake the reader on NOTIFY tripsage_realtime, relay tripsage_realtime_relay; reconnect when lost."""
+        while True:
+            try:
+                conn = await connect(self.database_url, application_name="tripsage-realtime-listen")
+            except TripSageError as error:
+                self._set_database_lost(str(error))
+                await asyncio.sleep(ERROR_BACKOFF)
+                continue
+            try:
+                await conn.execute("LISTEN tripsage_realtime")
+                await conn.execute("LISTEN tripsage_realtime_relay")
+                self._wake.set()
+                while True:
+                    async for notify in conn.notifies(timeout=30.0):
+                        if notify.channel == CHANGES_CHANNEL:
+                            self._wake.set()
+                        else:
+                            await self._relayed(notify.payload)
+                    await conn.execute("SELECT 1")
+            except Exception as error:  # the connection died: reconnect (and poll meanwhile)
+                self._set_database_lost(str(error))
+                await asyncio.sleep(ERROR_BACKOFF)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    def _set_database_lost(self, error: str) -> None:
+        if not self._database_lost:
+            log.warning("realtime: database connection lost (%s); reconnecting", error)
+        self._database_lost = True
+        self.last_error = error
+
+    def _database_back(self) -> None:
+        if self._database_lost:
+            self._database_lost = False
+            log.info("realtime: database connection restored")
+            for connection in list(self.connections):
+                for channel in list(connection.channels.values()):
+                    if channel.bindings:
+                        channel.push_system("postgres_changes", SUBSCRIBED)
+
+    async def _read_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                changes = await self.reader.read()
+            except TripSageError as error:
+                self._set_database_lost(str(error))
+                await asyncio.sleep(ERROR_BACKOFF)
+                continue
+            self._database_back()
+            for change in changes:
+                self.dispatch(change)
+            if len(changes) < self.reader.limit:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+            else:
+                await asyncio.sleep(0)
+
+    def dispatch(self, change: Change) -> int:
+        """Send one change to every channel allowed to see it; the number of frames queued."""
+        subscribers = self.by_table.get(change.key)
+        table = self.catalog.tables.get(change.key)
+        if not subscribers or table is None:
+            return 0
+        sent = 0
+        row = change.filter_row
+        for channel in list(subscribers):
+            try:
+                matched = [
+                    b
+                    for b in channel.bindings
+                    if b.wants(change.schema, change.table, change.type) and filters.matches(b.conditions, row)
+                ]
+                if not matched or not self._may_see(channel, change, table.rls_enabled):
+                    continue
+                visible = self.catalog.selectable(channel.identity.role, change.key)
+                if not visible or not all(column in visible for column in table.primary_key):
+                    continue  # the role may not read the row's key: Supabase sends Error 401; we send nothing
+                selects = [b.select for b in matched]
+                if all(select is not None for select in selects):
+                    visible = visible & frozenset().union(*(s for s in selects if s is not None))
+                ids = [b.id for b in matched]
+                data = change.data_json(table, visible)
+                payload = '{"data":' + data + ',"ids":' + json.dumps(ids) + "}"
+                connection = channel.connection
+                connection.push_text(
+                    protocol.encode_raw_push(
+                        channel.topic_json, protocol.POSTGRES_CHANGES, payload, channel.join_ref, connection.vsn
+                    )
+                )
+                sent += 1
+            except Exception:  # one subscriber's failure must not stall the others (supabase/realtime#2093)
+                log.exception("realtime: could not deliver change %s to %s", change.id, channel.topic)
+        if sent and self.metrics is not None:
+            self.metrics.realtime_messages.labels(kind="postgres_changes").inc(sent)
+            self.metrics.realtime_latency.observe(max(0.0, time.time() - change.captured_at.timestamp()))
+        self.delivered += sent
+        return sent
+
+    def _may_see(self, channel: Channel, change: Change, rls_enabled: bool) -> bool:
+        identity = channel.identity
+        if identity.expires_at <= time.time():
+            return False
+        if identity.bypasses_rls or self.catalog.bypasses_rls(identity.role):
+            return True
+        if change.audience is None:
+            # A published table without an audience function: only when it has no RLS at all.
+            return not rls_enabled
+        user = identity.user_id
+        return user is not None and user in change.audience
+
+    # -- housekeeping ----------------------------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        last_sync = time.monotonic()
+        last_cleanup = 0.0
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            try:
+                await self.db.execute(Q["register_gateway"], {"id": self.id})
+                if time.monotonic() - last_sync >= SYNC_INTERVAL:
+                    last_sync = time.monotonic()
+                    changed = await self.db.fetch_value(Q["sync_publication"])
+                    await self.catalog.load(self.db)
+                    if changed:
+                        log.info("realtime: publication changed (%s tables)", changed)
+                if time.monotonic() - last_cleanup >= RETENTION / 10:
+                    last_cleanup = time.monotonic()
+                    await self.db.fetch_value(Q["cleanup_changes"], {"retention_s": RETENTION, "limit": CLEANUP_BATCH})
+                    await self._expire_gateways()
+            except TripSageError as error:
+                self._set_database_lost(str(error))
+
+    async def _expiry_loop(self) -> None:
+        """Close channels whose token expired, as Supabase does."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.time()
+            for connection in list(self.connections):
+                for channel in list(connection.channels.values()):
+                    expired_for = now - channel.identity.expires_at
+                    if expired_for >= 0:
+                        await connection.stop_channel(channel, f"Token has expired {int(expired_for)} seconds ago")
+
+    # -- broadcast and presence ----------------------------------------------------------------------------
+
+    async def broadcast(self, channel: Channel, frame: protocol.Frame) -> None:
+        await broadcast.handle(self, channel, frame)
+
+    async def presence(self, channel: Channel, frame: protocol.Frame) -> None:
+        await presence.handle(self, channel, frame)
+
+    async def send_presence_state(self, channel: Channel) -> None:
+        await presence.send_state(self, channel)
+
+    async def _untrack(self, channel: Channel, phx_ref: str) -> None:
+        await presence.untrack(self, channel, phx_ref)
+
+    async def _expire_gateways(self) -> None:
+        await presence.expire_gateways(self, GATEWAY_TIMEOUT)
+
+    async def _relayed(self, payload: str) -> None:
+        await relay.receive(self, payload)

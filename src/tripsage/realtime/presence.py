@@ -1,0 +1,103 @@
+"""Presence: who is on a topic. The state lives in tripsage_realtime.presence (shared by every replica); each track
+or untrack is sent as a presence_diff here and relayed to the other replicas. Metas carry `phx_ref`, which
+realtime-py requires."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from tripsage import queries_for
+from tripsage.realtime import protocol, relay
+
+if TYPE_CHECKING:
+    from tripsage.realtime.channels import Channel
+    from tripsage.realtime.gateway import Gateway
+
+log = logging.getLogger(__name__)
+Q = queries_for("tripsage.realtime")
+
+
+def _metas(entries: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
+    grouped: dict[str, Any] = {}
+    for key, phx_ref, meta in entries:
+        grouped.setdefault(key, {"metas": []})["metas"].append({**meta, "phx_ref": phx_ref})
+    return grouped
+
+
+async def _diff(gateway: Gateway, topic: str, joins: dict[str, Any], leaves: dict[str, Any]) -> None:
+    relay.deliver_presence_diff(gateway, topic, joins, leaves)
+    await relay.send(gateway, {"kind": "presence_diff", "topic": topic, "joins": joins, "leaves": leaves})
+
+
+async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> None:
+    payload = frame.payload if isinstance(frame.payload, dict) else {}
+    event = payload.get("event")
+    if channel.presence_window is not None and not channel.presence_window.allow():
+        await channel.connection.stop_channel(channel, "Too many presence messages per second")
+        return
+    if event == "track":
+        meta = payload.get("payload", {})
+        if not isinstance(meta, dict):
+            channel.push(
+                protocol.reply(frame.topic, frame.ref, "error", {"reason": "Presence track payload must be a map"})
+            )
+            return
+        await track(gateway, channel, meta)
+        channel.push(protocol.reply(frame.topic, frame.ref, "ok", {}))
+    elif event == "untrack":
+        for ref in list(channel.presence_refs):
+            await untrack(gateway, channel, ref)
+        channel.push(protocol.reply(frame.topic, frame.ref, "ok", {}))
+    else:
+        channel.push(protocol.reply(frame.topic, frame.ref, "error", {"reason": f"unknown presence event {event!r}"}))
+
+
+async def track(gateway: Gateway, channel: Channel, meta: dict[str, Any]) -> None:
+    if not channel.presence_key:
+        channel.presence_key = str(uuid.uuid1())
+    phx_ref = uuid.uuid4().hex[:16]
+    leaves: list[tuple[str, str, dict[str, Any]]] = []
+    for old in list(channel.presence_refs):  # re-tracking replaces the channel's entry
+        row = await gateway.db.fetch_one(Q["presence_untrack"], {"topic": channel.topic, "phx_ref": old})
+        channel.presence_refs.discard(old)
+        if row is not None:
+            leaves.append((row["key"], row["phx_ref"], json.loads(row["meta"])))
+    params = {
+        "topic": channel.topic,
+        "key": channel.presence_key,
+        "phx_ref": phx_ref,
+        "gateway_id": gateway.id,
+        "meta": json.dumps(meta),
+    }
+    await gateway.db.execute(Q["presence_track"], params)
+    channel.presence_refs.add(phx_ref)
+    joined = {**meta}
+    if leaves:
+        joined["phx_ref_prev"] = leaves[0][1]
+    await _diff(gateway, channel.topic, _metas([(channel.presence_key, phx_ref, joined)]), _metas(leaves))
+
+
+async def untrack(gateway: Gateway, channel: Channel, phx_ref: str) -> None:
+    channel.presence_refs.discard(phx_ref)
+    row = await gateway.db.fetch_one(Q["presence_untrack"], {"topic": channel.topic, "phx_ref": phx_ref})
+    if row is not None:
+        await _diff(gateway, channel.topic, {}, _metas([(row["key"], row["phx_ref"], json.loads(row["meta"]))]))
+
+
+async def send_state(gateway: Gateway, channel: Channel) -> None:
+    rows = await gateway.db.fetch_all(Q["presence_list"], {"topic": channel.topic})
+    state = _metas([(row["key"], row["phx_ref"], json.loads(row["meta"])) for row in rows])
+    channel.push(protocol.Frame(channel.topic, protocol.PRESENCE_STATE, state, None, channel.join_ref))
+
+
+async def expire_gateways(gateway: Gateway, timeout: float) -> None:
+    """Remove gateways silent for `timeout` seconds, and send leaves for their presences."""
+    rows = await gateway.db.fetch_all(Q["expire_gateways"], {"timeout_s": timeout})
+    by_topic: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+    for row in rows:
+        by_topic.setdefault(row["topic"], []).append((row["key"], row["phx_ref"], json.loads(row["meta"])))
+    for topic, leaves in by_topic.items():
+        await _diff(gateway, topic, {}, _metas(leaves))

@@ -1,0 +1,113 @@
+-- name: sync_publication
+-- Install the capture trigger on the tables of supabase_realtime (and remove it from tables no longer there).
+SELECT tripsage_realtime.sync_publication() AS changed
+
+-- name: publication_columns
+-- The published tables' columns in attnum order, with their pg type names, primary key membership and the
+-- table's replica identity and RLS flag.
+SELECT n.nspname AS schema_name, c.relname AS table_name, a.attname AS column_name, t.typname AS type_name,
+       a.attnum AS position,
+       coalesce(a.attnum = ANY (i.indkey::int2[]), false) AS is_primary_key,
+       c.relreplident = 'f' AS replica_identity_full,
+       c.relrowsecurity AS rls_enabled
+FROM pg_catalog.pg_publication_tables p
+JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
+JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary
+WHERE p.pubname = 'supabase_realtime'
+ORDER BY n.nspname, c.relname, a.attnum
+
+-- name: selectable_columns
+-- The columns of the published tables that a role may SELECT.
+SELECT n.nspname AS schema_name, c.relname AS table_name, a.attname AS column_name
+FROM pg_catalog.pg_publication_tables p
+JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
+JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE p.pubname = 'supabase_realtime'
+  AND EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = %(role)s)
+  AND has_column_privilege(%(role)s, c.oid, a.attnum, 'SELECT')
+
+-- name: role_bypasses_rls
+-- Does the role bypass row-level security (service_role, superusers)?
+SELECT coalesce((SELECT r.rolbypassrls OR r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = %(role)s), false)
+    AS bypass
+
+-- name: changes_horizon
+-- The oldest transaction still running: every transaction below it has finished.
+SELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon
+
+-- name: read_changes
+-- Committed changes of transactions at or above the horizon (those that may have finished since the last read),
+-- after a given id, with the horizon of this same snapshot (one row with a null id when there is no change).
+SELECT h.horizon, c.*
+FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon) h
+LEFT JOIN LATERAL (
+    SELECT c.id, c.xid::text AS xid, c.captured_at, c.schema_name, c.table_name, c.type,
+           c.record::text AS record, c.old_record::text AS old_record, c.audience::text[] AS audience
+    FROM tripsage_realtime.changes c
+    WHERE c.xid >= %(horizon)s::xid8 AND c.id > %(after)s
+    ORDER BY c.id
+    LIMIT %(limit)s
+) c ON true
+
+-- name: register_gateway
+-- This gateway is alive (capture is on while one is).
+INSERT INTO tripsage_realtime.gateways (id) VALUES (%(id)s)
+ON CONFLICT (id) DO UPDATE SET seen_at = now()
+
+-- name: forget_gateway
+DELETE FROM tripsage_realtime.gateways WHERE id = %(id)s
+
+-- name: expire_gateways
+-- Gateways silent for longer than the timeout are gone: remove them and their presences (returned, for the leaves).
+WITH gone AS (
+    SELECT id FROM tripsage_realtime.gateways
+    WHERE seen_at < now() - make_interval(secs => %(timeout_s)s)
+    FOR UPDATE SKIP LOCKED
+), presences AS (
+    DELETE FROM tripsage_realtime.presence p USING gone WHERE p.gateway_id = gone.id
+    RETURNING p.topic, p.key, p.phx_ref, p.meta::text AS meta
+), gateways AS (
+    DELETE FROM tripsage_realtime.gateways g USING gone WHERE g.id = gone.id
+)
+SELECT topic, key, phx_ref, meta FROM presences
+
+-- name: cleanup_changes
+-- Drop captured changes and relayed messages older than the retention; returns the number of rows deleted.
+WITH changes AS (
+    DELETE FROM tripsage_realtime.changes
+    WHERE id IN (SELECT id FROM tripsage_realtime.changes
+                 WHERE captured_at < now() - make_interval(secs => %(retention_s)s) LIMIT %(limit)s)
+    RETURNING 1
+), relayed AS (
+    DELETE FROM tripsage_realtime.relay WHERE created_at < now() - make_interval(secs => %(retention_s)s)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM changes) + (SELECT count(*) FROM relayed) AS deleted
+
+-- name: relay_notify
+-- Relay a broadcast or presence diff to every gateway.
+SELECT pg_notify('tripsage_realtime_relay', %(payload)s)
+
+-- name: relay_store
+-- A relayed message too large for NOTIFY: stored, and its id notified.
+WITH stored AS (INSERT INTO tripsage_realtime.relay (message) VALUES (%(message)s::jsonb) RETURNING id)
+SELECT pg_notify('tripsage_realtime_relay', json_build_object('stored', id)::text) FROM stored
+
+-- name: relay_fetch
+SELECT message::text AS message FROM tripsage_realtime.relay WHERE id = %(id)s
+
+-- name: presence_track
+INSERT INTO tripsage_realtime.presence (topic, key, phx_ref, gateway_id, meta)
+VALUES (%(topic)s, %(key)s, %(phx_ref)s, %(gateway_id)s, %(meta)s::jsonb)
+ON CONFLICT (topic, phx_ref) DO UPDATE SET key = excluded.key, meta = excluded.meta, updated_at = now()
+
+-- name: presence_untrack
+DELETE FROM tripsage_realtime.presence WHERE topic = %(topic)s AND phx_ref = %(phx_ref)s
+RETURNING key, phx_ref, meta::text AS meta
+
+-- name: presence_list
+SELECT key, phx_ref, meta::text AS meta FROM tripsage_realtime.presence WHERE topic = %(topic)s ORDER BY updated_at
