@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
     log_level: str = Field(default="info", validation_alias="TRIPSAGE_LOG_LEVEL")
+    # How often each replica writes its per-process figures (realtime latency, function calls) to system_metrics.
+    runtime_figures_interval_s: float = Field(default=60.0, gt=0, validation_alias="TRIPSAGE_RUNTIME_FIGURES_INTERVAL")
 
     @field_validator("embedding_dim")
     @classmethod

@@ -119,6 +119,16 @@ BEGIN
     WHERE s.day >= (now() - p_window)::date;
     ok := value > goal;
     RETURN NEXT;
+
+    -- Realtime latency is measured in the runtime (commit to websocket send); every replica writes the p95 of each
+    -- minute to system_metrics. The worst minute of the window is the figure.
+    metric := 'realtime_latency_p95'; goal := 500; unit := 'ms';
+    SELECT round(max(m.value), 1) INTO value
+    FROM public.system_metrics m
+    WHERE m.metric_type = 'runtime' AND m.metric_name = 'realtime_latency_p95_ms'
+      AND m.created_at > now() - p_window;
+    ok := value < goal;
+    RETURN NEXT;
 END
 $$;
 REVOKE ALL ON FUNCTION monitoring.success_metrics(interval) FROM PUBLIC;

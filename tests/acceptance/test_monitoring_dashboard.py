@@ -184,7 +184,9 @@ async def test_dashboard_replays_a_dead_letter(
             from selenium.webdriver.support import expected_conditions
             from selenium.webdriver.support.wait import WebDriverWait
 
-            browser.find_element(By.CSS_SELECTOR, f"button.replay[data-delivery='{delivery_id}']").click()
+            button = browser.find_element(By.CSS_SELECTOR, f"button.replay[data-delivery='{delivery_id}']")
+            button.click()
+            WebDriverWait(browser, 30).until(expected_conditions.staleness_of(button))  # the page was replaced
             WebDriverWait(browser, 30).until(
                 expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body[data-charts-ready='true']"))
             )

@@ -1,7 +1,13 @@
-"""The monitoring component: /metrics (Prometheus text format) and the dashboard."""
+"""The monitoring component: /metrics (Prometheus text format), the dashboard, and the per-process figures each
+replica writes to system_metrics every interval (what only a process can measure: realtime latency, function calls)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import os
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,7 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from tripsage import queries_for
+from tripsage.exceptions import DatabaseError
 from tripsage.monitoring.dashboard import Dashboard
+
+log = logging.getLogger(__name__)
+Q = queries_for("tripsage.monitoring")
 
 
 class MonitoringComponent:
@@ -20,6 +31,8 @@ class MonitoringComponent:
         self.runtime: Any = None
         # Routes are built before start(); the dashboard gets the runtime when the component starts.
         self.dashboard = Dashboard(None)
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        self._task: asyncio.Task[None] | None = None
 
     def routes(self) -> Sequence[BaseRoute]:
         return [Route("/metrics", self.scrape, methods=["GET"]), *self.dashboard.routes()]
@@ -27,9 +40,37 @@ class MonitoringComponent:
     async def start(self, runtime: Any) -> None:
         self.runtime = runtime
         self.dashboard.runtime = runtime
+        self._task = asyncio.create_task(self._figures_loop(runtime), name="monitoring-figures")
 
     async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
         self.runtime = None
+
+    async def write_figures(self, runtime: Any) -> dict[str, float]:
+        """Write this process's figures for the interval just ended; returns them."""
+        figures: dict[str, float] = runtime.metrics.interval_figures()
+        await runtime.database.execute(
+            Q["insert_runtime_figures"],
+            {
+                "replica": self.replica,
+                "interval_s": runtime.settings.runtime_figures_interval_s,
+                "names": list(figures),
+                "values": list(figures.values()),
+            },
+        )
+        return figures
+
+    async def _figures_loop(self, runtime: Any) -> None:
+        while True:
+            await asyncio.sleep(runtime.settings.runtime_figures_interval_s)
+            try:
+                await self.write_figures(runtime)
+            except DatabaseError as error:  # the database is down: the next interval tries again
+                log.warning("could not write runtime figures: %s", error)
 
     def health(self) -> dict[str, Any]:
         return {"status": "ok"}

@@ -8,6 +8,7 @@ scheduler lag) are read from PostgreSQL at scrape time, so every replica reports
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -65,6 +66,8 @@ class Metrics:
         self.function_calls = Counter(
             "tripsage_function_calls", "Function invocations by function and status", ["function", "status"], registry=r
         )
+        self._previous: dict[str, float] = {}
+        self._previous_buckets: dict[str, dict[float, float]] = {}
         self.function_latency = Histogram(
             "tripsage_function_latency_seconds", "Function latency", ["function"], buckets=LATENCY_BUCKETS, registry=r
         )
@@ -90,6 +93,72 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def interval_figures(self) -> dict[str, float]:
+        """This process's figures since the previous call: realtime latency p95 (ms) and messages, function calls
+        and their latency p95 (ms), realtime connections now. A figure with no observations is left out."""
+        figures: dict[str, float] = {
+            "realtime_connections": _gauge_value(self.realtime_connections),
+        }
+        messages = _counter_total(self.realtime_messages)
+        figures["realtime_messages"] = messages - self._previous.get("realtime_messages", 0.0)
+        self._previous["realtime_messages"] = messages
+        calls = _counter_total(self.function_calls)
+        figures["function_calls"] = calls - self._previous.get("function_calls", 0.0)
+        self._previous["function_calls"] = calls
+        for name, histogram in (
+            ("realtime_latency_p95_ms", self.realtime_latency),
+            ("function_latency_p95_ms", self.function_latency),
+        ):
+            buckets = _cumulative_buckets(histogram)
+            before = self._previous_buckets.get(name, {})
+            delta = {bound: count - before.get(bound, 0.0) for bound, count in buckets.items()}
+            self._previous_buckets[name] = buckets
+            p95 = bucket_quantile(delta, 0.95)
+            if p95 is not None:
+                figures[name] = round(p95 * 1000, 1)
+        return figures
+
+
+def _samples(metric: Any, suffix: str) -> list[Any]:
+    return [s for family in metric.collect() for s in family.samples if s.name.endswith(suffix)]
+
+
+def _gauge_value(gauge: Gauge) -> float:
+    return float(sum(s.value for family in gauge.collect() for s in family.samples))
+
+
+def _counter_total(counter: Counter) -> float:
+    return float(sum(s.value for s in _samples(counter, "_total")))
+
+
+def _cumulative_buckets(histogram: Histogram) -> dict[float, float]:
+    """Upper bound -> cumulative count, summed over every label combination."""
+    found: dict[float, float] = {}
+    for sample in _samples(histogram, "_bucket"):
+        bound = float(sample.labels["le"])
+        found[bound] = found.get(bound, 0.0) + float(sample.value)
+    return found
+
+
+def bucket_quantile(cumulative: dict[float, float], q: float) -> float | None:
+    """The q-quantile of a histogram's cumulative bucket counts, interpolated within the bucket as Prometheus's
+    histogram_quantile does; None without observations. Observations above the last finite bound count as it."""
+    bounds = sorted(cumulative)
+    if not bounds or cumulative[bounds[-1]] <= 0:
+        return None
+    rank = q * cumulative[bounds[-1]]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound in bounds:
+        count = cumulative[bound]
+        if count >= rank:
+            if bound == float("inf"):
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = bound, count
+    return lower_bound
 
 
 async def dead_letter_count(db: Database) -> int | None:

@@ -76,3 +76,10 @@ SELECT cache, hits, misses FROM monitoring.search_cache_stats WHERE day = curren
 
 -- name: webhooks_installed
 SELECT to_regclass('webhooks.deliveries') IS NOT NULL AS available;
+
+-- name: insert_runtime_figures
+-- Per-process figures of one replica for the last interval (realtime latency, messages, function calls), so that
+-- the dashboard, `tripsage status` and the success metrics read one truth across replicas.
+INSERT INTO public.system_metrics (metric_type, metric_name, value, metadata)
+SELECT 'runtime', f.name, f.value, jsonb_build_object('replica', %(replica)s::text, 'interval_s', %(interval_s)s::float8)
+FROM unnest(%(names)s::text[], %(values)s::numeric[]) AS f (name, value);
