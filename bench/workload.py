@@ -118,16 +118,28 @@ def create_users(db_url: str, count: int) -> list[str]:
     return users
 
 
+INSERT_TRIPS = (
+    "INSERT INTO trips (user_id, name, destination, start_date, end_date)"
+    " SELECT o::uuid, %s, 'Lisbon', current_date, current_date + 3 FROM unnest(%s::text[]) WITH ORDINALITY AS t (o, i)"
+    " ORDER BY i RETURNING id"
+)
+
+
 def insert_trips(db_url: str, owners: list[str], label: str) -> list[int]:
-    """One trip per owner (in one transaction); their ids."""
+    """One trip per owner (in one transaction); their ids, in the owners' order."""
     with psycopg.connect(db_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "INSERT INTO trips (user_id, name, destination, start_date, end_date)"
-            " SELECT o::uuid, %s, 'Lisbon', current_date, current_date + 3 FROM unnest(%s::text[]) AS o"
-            " RETURNING id",
-            [label, owners],
-        ).fetchall()
+        rows = conn.execute(INSERT_TRIPS, [label, owners]).fetchall()
     return [int(r[0]) for r in rows]
+
+
+def insert_trip_rounds(db_url: str, owners: list[str], rounds: int) -> dict[str, list[int]]:
+    """`rounds` transactions of one trip per owner, back to back on one connection; trip ids by owner."""
+    trips: dict[str, list[int]] = {}
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for i in range(rounds):
+            for owner, row in zip(owners, conn.execute(INSERT_TRIPS, [f"round {i}", owners]).fetchall(), strict=True):
+                trips.setdefault(owner, []).append(int(row[0]))
+    return trips
 
 
 # --- realtime -----------------------------------------------------------------------------------------------------
