@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     log_level: str = Field(default="info", validation_alias="TRIPSAGE_LOG_LEVEL")
     # How often each replica writes its per-process figures (realtime latency, function calls) to system_metrics.
     runtime_figures_interval_s: float = Field(default=60.0, gt=0, validation_alias="TRIPSAGE_RUNTIME_FIGURES_INTERVAL")
+    # The emulated scheduler: the timezone of cron schedules (pg_cron's cron.timezone), the default statement timeout.
+    cron_timezone: str = Field(default="UTC", validation_alias="TRIPSAGE_CRON_TIMEZONE")
+    cron_statement_timeout_s: float = Field(default=600.0, gt=0, validation_alias="TRIPSAGE_CRON_STATEMENT_TIMEOUT")
 
     @field_validator("embedding_dim")
     @classmethod

@@ -114,6 +114,9 @@ def default_components(settings: Settings) -> list[Component]:
     from tripsage.net.component import NetComponent
 
     components.append(NetComponent())
+    from tripsage.scheduler.component import SchedulerComponent
+
+    components.append(SchedulerComponent())
     from tripsage.realtime.component import RealtimeComponent
 
     components.append(RealtimeComponent())

@@ -66,6 +66,15 @@ class Metrics:
         self.function_calls = Counter(
             "tripsage_function_calls", "Function invocations by function and status", ["function", "status"], registry=r
         )
+        self.scheduler_ticks = Counter(
+            "tripsage_scheduler_ticks", "Emulated pg_cron ticks claimed here by outcome", ["outcome"], registry=r
+        )
+        self.scheduler_runs = Counter(
+            "tripsage_scheduler_runs", "Emulated pg_cron runs finished here by status", ["status"], registry=r
+        )
+        self.scheduler_delay = Histogram(
+            "tripsage_scheduler_tick_delay_seconds", "Tick-to-start delay", buckets=LATENCY_BUCKETS, registry=r
+        )
         self._previous: dict[str, float] = {}
         self._previous_buckets: dict[str, dict[float, float]] = {}
         self.function_latency = Histogram(

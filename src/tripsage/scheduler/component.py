@@ -1,0 +1,292 @@
+"""The emulated pg_cron in the runtime: one leader among the replicas runs the jobs of cron.job.
+
+- Leadership: `pg_try_advisory_lock` held on a dedicated connection; followers retry every second, so a dead
+  leader (its session ends with the process) is replaced within about a second.
+- Exactly once: a tick runs only if its (jobid, tick) row could be inserted into cron.job_tick; the lock is only an
+  optimisation, the primary key is the guarantee.
+- Changes to cron.job wake the leader (NOTIFY tripsage_cron from a statement trigger); it also re-reads every second.
+- A job still running at its next tick is not started again: the tick is recorded as 'skipped'.
+- A new leader marks runs left unfinished as failed ('server restarted'), and resumes each job after its last
+  recorded tick (at most CATCH_UP seconds back), so a tick due during a failover runs late rather than never.
+- When pg_cron is native in the database, pg_cron runs the jobs and this component stays idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from starlette.routing import BaseRoute
+
+from tripsage import queries_for
+from tripsage.db.connector import Database, connect, listen
+from tripsage.exceptions import TripSageError
+from tripsage.scheduler import cron
+from tripsage.scheduler.runner import Job, execute
+
+if TYPE_CHECKING:
+    from tripsage.server import Runtime
+
+log = logging.getLogger(__name__)
+Q = queries_for("tripsage.scheduler")
+
+CHANNEL = "tripsage_cron"
+LEADER_LOCK = 0x7472_6970_6372_6F6E  # "tripcron": the advisory lock key of the scheduler's leader (per database)
+POLL_INTERVAL = 1.0  # seconds: re-read cron.job, and the longest sleep between ticks
+FOLLOWER_RETRY = 1.0  # seconds between a follower's attempts to become the leader
+CATCH_UP = timedelta(seconds=10)  # how far back a new leader runs ticks nobody ran
+ERROR_BACKOFF = 1.0  # seconds
+
+
+class SchedulerComponent:
+    name = "scheduler"
+
+    def __init__(self) -> None:
+        self.mode = "unknown"  # native | emulated | missing
+        self.leader = False
+        self.runs_started = 0
+        self.ticks_skipped = 0
+        self.last_error: str | None = None
+        self._runtime: Runtime | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._cursor: dict[int, datetime] = {}  # per job: ticks after this are due
+        self._schedules: dict[int, tuple[str, cron.Schedule]] = {}
+
+    def routes(self) -> Sequence[BaseRoute]:
+        return []
+
+    async def start(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self.mode = str(await runtime.database.fetch_value(Q["cron_mode"]))
+        if self.mode != "emulated":  # native pg_cron runs its own jobs; without either there is nothing to run
+            return
+        self._tasks = [
+            asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
+            asyncio.create_task(self._lead(), name="scheduler-leader"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        # Runs in progress finish (or are cut by their statement timeout) on their own connections; wait briefly,
+        # then leave them: the next leader marks whatever is left unfinished as failed.
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=5)
+        self.leader = False
+
+    def health(self) -> dict[str, Any]:
+        if self.mode != "emulated":
+            return {
+                "status": "ok",
+                "emulated": False,
+                "mode": self.mode,
+                "note": "pg_cron runs the jobs" if self.mode == "native" else "no cron schema",
+            }
+        alive = all(not t.done() for t in self._tasks)
+        return {
+            "status": "ok" if alive else "degraded",
+            "emulated": True,
+            "leader": self.leader,
+            "running": len(self._running),
+            "runs_started": self.runs_started,
+            "ticks_skipped": self.ticks_skipped,
+            "last_error": self.last_error,
+        }
+
+    @property
+    def runtime(self) -> Runtime:
+        assert self._runtime is not None
+        return self._runtime
+
+    async def _listen(self, url: str) -> None:
+        async for _channel in listen(url, [CHANNEL]):
+            self._wake.set()
+
+    # -- leadership --------------------------------------------------------------------------------------------
+
+    async def _lead(self) -> None:
+        while True:
+            try:
+                lock = await connect(self.runtime.database_url, application_name="tripsage-scheduler-leader")
+            except TripSageError as error:
+                self.last_error = str(error)
+                await asyncio.sleep(ERROR_BACKOFF)
+                continue
+            try:
+                while not await self._try_lock(lock):
+                    await asyncio.sleep(FOLLOWER_RETRY)
+                self.leader = True
+                log.info("scheduler: this replica is the leader")
+                await self._schedule(lock)
+            except (psycopg.Error, TripSageError) as error:
+                self.last_error = str(error)
+                log.warning("scheduler: leadership lost or failed (%s)", error)
+                await asyncio.sleep(ERROR_BACKOFF)
+            finally:
+                self.leader = False
+                with contextlib.suppress(Exception):
+                    await lock.close()
+
+    @staticmethod
+    async def _try_lock(lock: psycopg.AsyncConnection[Any]) -> bool:
+        row = await (await lock.execute(Q["try_leadership"].sql, {"key": LEADER_LOCK})).fetchone()
+        return bool(row and row["leader"])
+
+    # -- the leader's loop -------------------------------------------------------------------------------------
+
+    async def _schedule(self, lock: psycopg.AsyncConnection[Any]) -> None:
+        db = self.runtime.database
+        for row in await db.fetch_all(Q["interrupted_runs"]):
+            log.warning("scheduler: run %s was interrupted; marked failed (server restarted)", row["runid"])
+        resume = {r["jobid"]: r["tick"] for r in await db.fetch_all(Q["last_ticks"])}
+        started = datetime.now(UTC)
+        self._cursor = {jobid: max(tick, started - CATCH_UP) for jobid, tick in resume.items()}
+        self._schedules = {}
+        boot = (await db.fetch_one(Q["server_started"]) or {}).get("started")
+        jobs = await self._load()
+        for job in jobs.values():
+            if self._parsed(job).reboot and boot is not None:
+                await self._claim(job, boot)
+        checked = time.monotonic()
+        while True:
+            self._wake.clear()
+            if time.monotonic() - checked >= POLL_INTERVAL:
+                await lock.execute(Q["ping"].sql)  # still holding the lock: the session is alive
+                jobs = await self._load()
+                checked = time.monotonic()
+            now = datetime.now(UTC)
+            next_due: datetime | None = None
+            for job in jobs.values():
+                due, upcoming = self._due(job, now)
+                for tick in due[:-1]:  # several ticks due at once (a stall): the last one runs, the others are skipped
+                    await self._skip(job, tick)
+                if due:
+                    await self._claim(job, due[-1])
+                if upcoming is not None and (next_due is None or upcoming < next_due):
+                    next_due = upcoming
+            wait = POLL_INTERVAL - (time.monotonic() - checked)
+            if next_due is not None:
+                wait = min(wait, (next_due - datetime.now(UTC)).total_seconds())
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                if self._wake.is_set():
+                    jobs = await self._load()
+                    checked = time.monotonic()
+
+    async def _load(self) -> dict[int, Job]:
+        jobs: dict[int, Job] = {}
+        now = datetime.now(UTC)
+        for row in await self.runtime.database.fetch_all(Q["load_jobs"]):
+            job = Job.from_row(row)
+            try:
+                parsed = self._parsed(job)
+            except cron.InvalidSchedule:
+                continue
+            if parsed.reboot:
+                jobs[job.jobid] = job
+                continue
+            jobs[job.jobid] = job
+            self._cursor.setdefault(job.jobid, now)  # a new job starts from now
+        for jobid in list(self._cursor):
+            if jobid not in jobs:
+                del self._cursor[jobid]
+        return jobs
+
+    def _parsed(self, job: Job) -> cron.Schedule:
+        cached = self._schedules.get(job.jobid)
+        if cached is None or cached[0] != job.schedule:
+            if cached is not None:  # the schedule changed: start from now
+                self._cursor[job.jobid] = datetime.now(UTC)
+            cached = (job.schedule, cron.parse(job.schedule))
+            self._schedules[job.jobid] = cached
+        return cached[1]
+
+    def _due(self, job: Job, now: datetime) -> tuple[list[datetime], datetime | None]:
+        """Ticks of `job` due by `now` (after its cursor), and the next one after `now`."""
+        parsed = self._parsed(job)
+        cursor = self._cursor.get(job.jobid)
+        if parsed.reboot or cursor is None:
+            return [], None
+        tz = self.runtime.settings.cron_timezone
+        due: list[datetime] = []
+        while True:
+            tick = cron.next_tick(parsed, cursor, tz)
+            if tick is None:
+                return due, None
+            if tick > now:
+                return due, tick
+            due.append(tick)
+            cursor = tick
+            self._cursor[job.jobid] = tick
+
+    async def _skip(self, job: Job, tick: datetime) -> None:
+        await self.runtime.database.execute(Q["skip_tick"], {"jobid": job.jobid, "tick": tick})
+        self.ticks_skipped += 1
+        self.runtime.metrics.scheduler_ticks.labels(outcome="skipped").inc()
+
+    async def _claim(self, job: Job, tick: datetime) -> None:
+        running = self._running.get(job.jobid)
+        if running is not None and not running.done():
+            await self._skip(job, tick)
+            return
+        row = await self.runtime.database.fetch_one(
+            Q["claim_tick"],
+            {
+                "jobid": job.jobid,
+                "tick": tick,
+                "database": job.database,
+                "username": job.username,
+                "command": job.command,
+            },
+        )
+        if row is None:  # another replica ran this tick
+            return
+        self.runs_started += 1
+        self.runtime.metrics.scheduler_ticks.labels(outcome="started").inc()
+        self.runtime.metrics.scheduler_delay.observe(max(0.0, (row["start_time"] - tick).total_seconds()))
+        task = asyncio.create_task(self._run(job, row["runid"]), name=f"scheduler-run-{row['runid']}")
+        self._running[job.jobid] = task
+
+    async def _run(self, job: Job, runid: int) -> None:
+        try:
+            outcome = await execute(
+                self.runtime.database,
+                self.runtime.database_url,
+                job,
+                runid,
+                self.runtime.settings.cron_statement_timeout_s,
+                "tripsage-scheduler-job",
+            )
+            self.runtime.metrics.scheduler_runs.labels(status=outcome.status).inc()
+            if outcome.status == "failed":
+                log.warning("scheduler: job %s (run %s) failed: %s", job.jobname or job.jobid, runid, outcome.message)
+        finally:
+            if self._running.get(job.jobid) is asyncio.current_task():
+                del self._running[job.jobid]
+
+
+async def run_now(db: Database, base_url: str, name: str, default_timeout_s: float = 600.0) -> dict[str, Any]:
+    """`tripsage jobs run NAME`: run a job now, recorded like a scheduled run (native pg_cron or emulated)."""
+    row = await db.fetch_one(Q["job_by_name"], {"name": name})
+    if row is None:
+        raise LookupError(f"unknown job: {name}")
+    job = Job.from_row(row)
+    mode = await db.fetch_value(Q["cron_mode"])
+    params = {"jobid": job.jobid, "database": job.database, "username": job.username, "command": job.command}
+    claimed = await db.fetch_one(Q["manual_run" if mode == "emulated" else "manual_run_native"], params)
+    assert claimed is not None
+    outcome = await execute(db, base_url, job, claimed["runid"], default_timeout_s, "tripsage-jobs-run")
+    return {"job": name, "runid": outcome.runid, "status": outcome.status, "message": outcome.message}

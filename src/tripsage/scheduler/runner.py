@@ -1,0 +1,106 @@
+"""Execute one run of a job, as pg_cron does: its own connection to the job's database, as the job's user, the
+command sent as one top-level query in autocommit (so VACUUM and CALL with COMMIT work), with a statement timeout.
+The outcome goes to cron.job_run_details: the command tag of the last statement, or PostgreSQL's error message."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from tripsage import queries_for
+from tripsage.db.connector import Database, connect
+from tripsage.exceptions import DatabaseError, TripSageError
+
+log = logging.getLogger(__name__)
+Q = queries_for("tripsage.scheduler")
+
+
+@dataclass(frozen=True)
+class Job:
+    jobid: int
+    jobname: str | None
+    schedule: str
+    command: str
+    database: str
+    username: str
+    statement_timeout_s: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        return cls(
+            jobid=row["jobid"],
+            jobname=row["jobname"],
+            schedule=row["schedule"],
+            command=row["command"],
+            database=row["database"],
+            username=row["username"],
+            statement_timeout_s=row.get("statement_timeout_s"),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    runid: int
+    status: str  # succeeded | failed
+    message: str
+
+
+def database_url(base_url: str, database: str) -> str:
+    """`base_url` (the runtime's connection) pointed at `database`."""
+    info = psycopg.conninfo.conninfo_to_dict(base_url)
+    info["dbname"] = database
+    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+
+
+async def _become(conn: psycopg.AsyncConnection[Any], username: str) -> None:
+    """Act as the job's user: SET SESSION AUTHORIZATION when connected as a superuser, else SET ROLE (the runtime's
+    role must then be a member of the job's role)."""
+    row = await (await conn.execute(Q["is_superuser"].sql)).fetchone()
+    if row is None:
+        return
+    if row["me"] == username:
+        return
+    if row["superuser"]:
+        await conn.execute(sql.SQL("SET SESSION AUTHORIZATION {}").format(sql.Identifier(username)))
+    else:
+        await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(username)))
+
+
+async def execute(
+    db: Database, base_url: str, job: Job, runid: int, default_timeout_s: float, application_name: str
+) -> Outcome:
+    """Run `job` (whose run row `runid` exists, status 'starting'); record and return the outcome."""
+    status, message = "failed", ""
+    conn: psycopg.AsyncConnection[Any] | None = None
+    try:
+        conn = await connect(database_url(base_url, job.database), application_name=application_name)
+        allowed = await (await conn.execute(Q["can_connect"].sql, {"username": job.username})).fetchone()
+        if not allowed or not allowed["allowed"]:
+            raise PermissionError(f"User {job.username} does not have CONNECT privilege on {job.database}")
+        await _become(conn, job.username)
+        timeout_ms = int((job.statement_timeout_s or default_timeout_s) * 1000)
+        await conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(timeout_ms)))
+        await db.execute(Q["run_started"], {"runid": runid, "pid": conn.info.backend_pid})
+        # The command as one query string, with no parameters: the simple protocol, like pg_cron's PQsendQuery.
+        cursor = await conn.execute(job.command.encode())
+        status, message = "succeeded", cursor.statusmessage or ""
+    except psycopg.Error as error:
+        # PostgreSQL's own message, as pg_cron records it.
+        message = error.diag.message_primary or str(error).strip() or type(error).__name__
+    except (TripSageError, PermissionError) as error:
+        message = str(error)
+    finally:
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception:  # closing a broken connection must not hide the outcome
+                log.debug("closing the job connection failed", exc_info=True)
+    try:
+        await db.execute(Q["run_finished"], {"runid": runid, "status": status, "message": message})
+    except DatabaseError:
+        log.exception("could not record the outcome of run %s of job %s", runid, job.jobid)
+    return Outcome(runid, status, message)

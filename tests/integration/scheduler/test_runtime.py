@@ -1,0 +1,187 @@
+"""The emulated scheduler in a real runtime (uvicorn, the real components) against real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from tests import servers
+from tests.runtime import running_runtime, runtime_settings
+from tripsage.scheduler.component import SchedulerComponent
+
+DEADLINE = 30.0  # seconds: generous, for a loaded CI machine; never a timing assertion
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = DEADLINE) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if await check():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def rows(url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def execute(url: str, query: str, params: tuple[Any, ...] = ()) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(query, params)  # type: ignore[arg-type]
+
+
+def scheduler(running: Any) -> SchedulerComponent:
+    (component,) = [c for c in running.runtime.components if isinstance(c, SchedulerComponent)]
+    return component
+
+
+def history(url: str, job: str) -> list[tuple[Any, ...]]:
+    return rows(
+        url,
+        "SELECT d.status, d.return_message, d.start_time, d.end_time FROM cron.job_run_details d "
+        "JOIN cron.job j USING (jobid) WHERE j.jobname = %s ORDER BY d.runid",
+        (job,),
+    )
+
+
+async def test_second_jobs_run_once_per_tick_and_failures_are_recorded(database: str, tmp_path: Path) -> None:
+    execute(database, "CREATE TABLE public.probe (at timestamptz DEFAULT clock_timestamp(), who text)")
+    execute(
+        database, "SELECT cron.schedule('every-second', '1 seconds', 'INSERT INTO public.probe (who) VALUES (''x'')')"
+    )
+    execute(database, "SELECT cron.schedule('broken', '1 seconds', 'SELECT 1/0')")
+    async with running_runtime(runtime_settings(tmp_path), database) as running:
+
+        async def enough() -> bool:
+            return len(history(database, "every-second")) >= 3 and len(history(database, "broken")) >= 2
+
+        await eventually(enough, "three runs")
+        assert scheduler(running).health()["leader"] is True
+    good = history(database, "every-second")
+    assert {(s, m) for s, m, _, _ in good} == {("succeeded", "INSERT 0 1")}
+    assert {(s, m) for s, m, _, _ in history(database, "broken")} == {("failed", "division by zero")}
+    ticks = rows(
+        database,
+        "SELECT t.tick, t.outcome, t.runid FROM cron.job_tick t JOIN cron.job j USING (jobid) "
+        "WHERE j.jobname = 'every-second' ORDER BY t.tick",
+    )
+    # Ticks are whole seconds, one run each; the side effect happened once per run.
+    assert all(tick.microsecond == 0 for tick, _, _ in ticks)
+    assert [o for _, o, _ in ticks] == ["started"] * len(ticks)
+    assert rows(database, "SELECT count(*) FROM public.probe")[0][0] == len(good) == len(ticks)
+
+
+async def test_overlapping_ticks_are_skipped_and_recorded(embedded_database: str, tmp_path: Path) -> None:
+    url = embedded_database
+    execute(url, "SELECT cron.schedule('slow', '1 seconds', 'SELECT pg_sleep(2.2)')")
+    async with running_runtime(runtime_settings(tmp_path), url):
+
+        async def finished_twice() -> bool:
+            return sum(1 for s, *_ in history(url, "slow") if s == "succeeded") >= 2
+
+        await eventually(finished_twice, "two finished runs")
+    runs = [(start, end) for status, _, start, end in history(url, "slow") if status == "succeeded"]
+    for (_, end), (start, _) in itertools.pairwise(runs):
+        assert start >= end  # never two at once
+    skipped = rows(
+        url,
+        "SELECT count(*) FROM cron.job_tick t JOIN cron.job j USING (jobid) "
+        "WHERE j.jobname = 'slow' AND t.outcome = 'skipped'",
+    )[0][0]
+    assert skipped >= 1
+
+
+async def test_statement_timeout_vacuum_and_username(embedded_database: str, tmp_path: Path) -> None:
+    url = embedded_database
+    execute(url, "CREATE ROLE cron_job_owner LOGIN")
+    try:
+        execute(url, "CREATE TABLE public.who_ran (name text)")
+        execute(url, "GRANT INSERT ON public.who_ran TO cron_job_owner")
+        execute(url, "GRANT USAGE ON SCHEMA cron TO cron_job_owner")
+        execute(
+            url,
+            "SELECT cron.schedule_in_database('as-owner', '1 seconds', "
+            "'INSERT INTO public.who_ran SELECT current_user', current_database(), 'cron_job_owner')",
+        )
+        (jobid,) = rows(url, "SELECT cron.schedule('too-slow', '1 seconds', 'SELECT pg_sleep(5)')")[0]
+        execute(url, "INSERT INTO cron.job_option (jobid, statement_timeout) VALUES (%s, '300 ms')", (jobid,))
+        execute(url, "SELECT cron.schedule('vacuum', '1 seconds', 'VACUUM (ANALYZE) public.trips, public.flights')")
+        async with running_runtime(runtime_settings(tmp_path), url):
+
+            async def all_ran() -> bool:
+                return all(history(url, name) for name in ("as-owner", "too-slow", "vacuum")) and all(
+                    h[-1][0] != "starting" and h[-1][0] != "running"
+                    for h in (history(url, name) for name in ("as-owner", "too-slow", "vacuum"))
+                )
+
+            await eventually(all_ran, "each job once")
+            execute(url, "UPDATE cron.job SET active = false WHERE jobname = 'as-owner'")
+        assert history(url, "too-slow")[0][:2] == ("failed", "canceling statement due to statement timeout")
+        assert history(url, "vacuum")[0][:2] == ("succeeded", "VACUUM")
+        assert {r[0] for r in rows(url, "SELECT name FROM public.who_ran")} == {"cron_job_owner"}
+        assert rows(url, "SELECT DISTINCT username FROM cron.job_run_details WHERE command LIKE 'INSERT%%'") == [
+            ("cron_job_owner",)
+        ]
+    finally:
+        execute(url, "DROP TABLE IF EXISTS public.who_ran")
+        execute(url, "DELETE FROM cron.job WHERE username = 'cron_job_owner'")
+        execute(url, "REVOKE USAGE ON SCHEMA cron FROM cron_job_owner")
+        execute(url, "DROP ROLE cron_job_owner")
+
+
+async def test_changes_and_pauses_are_picked_up_and_interrupted_runs_marked(
+    embedded_database: str, tmp_path: Path
+) -> None:
+    url = embedded_database
+    # A run left 'running' by a leader that died.
+    execute(url, "SELECT cron.schedule('orphan', '@daily', 'SELECT 1')")
+    execute(
+        url,
+        "INSERT INTO cron.job_run_details (jobid, status, start_time, job_pid) "
+        "SELECT jobid, 'running', now() - interval '1 minute', 999999 FROM cron.job WHERE jobname = 'orphan'",
+    )
+    async with running_runtime(runtime_settings(tmp_path), url):
+        await eventually(lambda: _async(history(url, "orphan")[0][:2] == ("failed", "server restarted")), "marking")
+        execute(url, "SELECT cron.schedule('late-comer', '1 seconds', 'SELECT 42')")
+        await eventually(lambda: _async(bool(history(url, "late-comer"))), "the new job to run")
+        (jobid,) = rows(url, "SELECT jobid FROM cron.job WHERE jobname = 'late-comer'")[0]
+        execute(url, "SELECT cron.alter_job(%s, active := false)", (jobid,))
+        await asyncio.sleep(1.5)  # let a run that had already started finish
+        count = len(history(url, "late-comer"))
+        await asyncio.sleep(2.5)
+        assert len(history(url, "late-comer")) == count  # paused: no new runs
+
+
+async def _async_value(value: bool) -> bool:
+    return value
+
+
+def _async(value: bool) -> Awaitable[bool]:
+    return _async_value(value)
+
+
+async def test_two_replicas_one_leader_each_tick_once(embedded_database: str, tmp_path: Path) -> None:
+    url = embedded_database
+    execute(url, "SELECT cron.schedule('shared', '1 seconds', 'SELECT 1')")
+    async with (
+        running_runtime(runtime_settings(tmp_path / "a"), url) as first,
+        running_runtime(runtime_settings(tmp_path / "b"), url) as second,
+    ):
+        await eventually(lambda: _async(len(history(url, "shared")) >= 4), "four runs")
+        leaders = [scheduler(r).health()["leader"] for r in (first, second)]
+        assert sorted(leaders) == [False, True]
+    ticks = rows(url, "SELECT tick, count(*) FROM cron.job_tick GROUP BY tick HAVING count(*) > 1")
+    assert ticks == []
+
+
+async def test_idle_when_pg_cron_is_native(system_server: servers.Server, tmp_path: Path) -> None:
+    async with running_runtime(runtime_settings(tmp_path), system_server.admin_url) as running:
+        health = scheduler(running).health()
+    assert health == {"status": "ok", "emulated": False, "mode": "native", "note": "pg_cron runs the jobs"}
