@@ -294,6 +294,9 @@ def _register_capabilities() -> None:
     from tripsage.webhooks.cli import app as webhooks_app
 
     app.add_typer(webhooks_app, name="webhooks")
+    from tripsage.scheduler.cli import app as jobs_app
+
+    app.add_typer(jobs_app, name="jobs")
 
 
 _register_capabilities()

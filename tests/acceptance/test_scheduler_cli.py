@@ -1,0 +1,91 @@
+"""`tripsage jobs ...` as a subprocess, against the emulation (both servers) and native pg_cron 1.4.2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from tests import servers
+
+
+def jobs(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
+    env["DATABASE_URL"] = url
+    return subprocess.run(
+        [sys.executable, "-m", "tripsage", "jobs", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=servers.REPO,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def exercise(url: str) -> None:
+    listed = jobs(url, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    by_name = {j["jobname"]: j for j in json.loads(listed.stdout)}
+    assert by_name["monitor-database-health"]["schedule"] == "*/5 * * * *"
+    assert by_name["monitor-database-health"]["next_run"] is not None
+
+    ran = jobs(url, "run", "monitor-database-health", "--json")
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads(ran.stdout)
+    assert result["status"] == "succeeded" and result["message"] == "SELECT 1"
+    history = json.loads(jobs(url, "history", "monitor-database-health", "--json", "--limit", "1").stdout)
+    assert [(h["runid"], h["status"], h["return_message"]) for h in history] == [
+        (result["runid"], "succeeded", "SELECT 1")
+    ]
+
+    assert jobs(url, "pause", "monitor-database-health").returncode == 0
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT active FROM cron.job WHERE jobname = 'monitor-database-health'").fetchone() == (
+            False,
+        )
+    assert jobs(url, "resume", "monitor-database-health").returncode == 0
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT active FROM cron.job WHERE jobname = 'monitor-database-health'").fetchone() == (
+            True,
+        )
+
+    unknown = jobs(url, "run", "no-such-job")
+    assert unknown.returncode == 1 and "unknown job: no-such-job" in unknown.stderr
+    assert jobs(url, "pause", "no-such-job").returncode == 1
+
+
+def test_jobs_cli_on_the_emulation(database: str) -> None:
+    exercise(database)
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("SELECT cron.schedule('broken', '@daily', 'SELECT 1/0')")
+    failed = jobs(database, "run", "broken", "--json")
+    assert failed.returncode == 1
+    assert json.loads(failed.stdout)["message"] == "division by zero"
+    with psycopg.connect(database) as conn:
+        recorded = conn.execute(
+            "SELECT t.outcome FROM cron.job_tick t JOIN cron.job j USING (jobid) WHERE j.jobname = 'broken'"
+        ).fetchall()
+    assert recorded == [("started",)]  # recorded like a scheduled run
+
+
+def test_jobs_cli_on_native_pg_cron(system_server: servers.Server) -> None:
+    try:
+        exercise(system_server.admin_url)
+    finally:
+        with psycopg.connect(system_server.admin_url, autocommit=True) as conn:
+            conn.execute("UPDATE cron.job SET active = true WHERE jobname = 'monitor-database-health'")
+
+
+@pytest.mark.parametrize("schedule", ["61 seconds", "* * *"])
+def test_bad_schedule_is_a_clear_error(embedded_database: str, schedule: str) -> None:
+    with (
+        psycopg.connect(embedded_database, autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InvalidParameterValue) as error,
+    ):
+        conn.execute("SELECT cron.schedule('x', %s, 'SELECT 1')", (schedule,))
+    assert error.value.diag.message_primary == f"invalid schedule: {schedule}"
