@@ -16,3 +16,6 @@ DELETE FROM public.trips WHERE id = %(id)s
 INSERT INTO public.trip_collaborators (trip_id, user_id, permission_level, added_by)
 VALUES (%(trip_id)s, %(user_id)s, %(level)s, %(added_by)s)
 RETURNING id
+
+-- name: count_trips
+SELECT count(*) FROM public.trips
