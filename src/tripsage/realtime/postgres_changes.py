@@ -84,7 +84,10 @@ class Catalog:
 def commit_timestamp(value: dt.datetime) -> str:
     """Supabase's format: UTC, milliseconds, Z."""
     utc = value.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}"
+        f".{utc.microsecond // 1000:03d}Z"
+    )
 
 
 @dataclass
