@@ -69,6 +69,7 @@ def drive_dashboard(
 ) -> dict[str, object]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
@@ -93,7 +94,10 @@ def drive_dashboard(
         browser.get(f"{base_url}/dashboard")
         browser.find_element(By.ID, "key").send_keys("not-a-key")
         browser.find_element(By.ID, "sign-in").click()
-        refused = browser.find_element(By.CLASS_NAME, "error").text
+        # The refusal is a new page: wait for its message (an element of the old page may go stale meanwhile).
+        refused = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException]).until(
+            lambda b: b.find_element(By.CLASS_NAME, "error").text
+        )
         browser.find_element(By.ID, "key").send_keys(key)
         browser.find_element(By.ID, "sign-in").click()
         WebDriverWait(browser, 30).until(

@@ -186,6 +186,12 @@ class Dashboard:
             )
             for d in await webhooks_view.dead_letters(db)
         ]
+        runtime_series: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for row in await db.fetch_all(Q["runtime_series"]):
+            runtime_series[f"{row['metric_name']} ({row['replica']})"].append(
+                (row["created_at"].isoformat(), float(row["value"]))
+            )
+        everywhere = await db.fetch_one(Q["realtime_connections_all"]) or {}
         hourly = status["webhook_hourly"]
         health: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for row in status["health_series"]:
@@ -199,14 +205,17 @@ class Dashboard:
             "webhook_p50": [(h["hour"].isoformat(), h["p50_ms"]) for h in hourly if h["p50_ms"] is not None],
             "webhook_p95": [(h["hour"].isoformat(), h["p95_ms"]) for h in hourly if h["p95_ms"] is not None],
             "health": health,
+            "runtime": runtime_series,
         }
         totals = status["webhooks"]
         rate = f"{100.0 * totals['succeeded'] / totals['attempts']:.1f} %" if totals["attempts"] else "no deliveries"
         figures = "".join(
             f'<div class="figure"><b>{int(value)}</b>{html.escape(label)}</div>'
             for label, value in (
-                ("connections", metrics.registry.get_sample_value("tripsage_realtime_connections") or 0),
-                ("channels", metrics.registry.get_sample_value("tripsage_realtime_channels") or 0),
+                ("connections here", metrics.registry.get_sample_value("tripsage_realtime_connections") or 0),
+                ("channels here", metrics.registry.get_sample_value("tripsage_realtime_channels") or 0),
+                ("connections, all replicas", everywhere.get("connections") or 0),
+                ("replicas reporting", everywhere.get("replicas") or 0),
             )
         )
         body = _template("dashboard.html").substitute(

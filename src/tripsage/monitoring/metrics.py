@@ -73,7 +73,7 @@ class Metrics:
             "tripsage_scheduler_runs", "Emulated pg_cron runs finished here by status", ["status"], registry=r
         )
         self.scheduler_delay = Histogram(
-            "tripsage_scheduler_tick_delay_seconds", "Tick-to-start delay", buckets=LATENCY_BUCKETS, registry=r
+            "tripsage_scheduler_tick_delay_seconds", "Tick-to-claim delay", buckets=LATENCY_BUCKETS, registry=r
         )
         self._previous: dict[str, float] = {}
         self._previous_buckets: dict[str, dict[float, float]] = {}

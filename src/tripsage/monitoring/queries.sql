@@ -83,3 +83,17 @@ SELECT to_regclass('webhooks.deliveries') IS NOT NULL AS available;
 INSERT INTO public.system_metrics (metric_type, metric_name, value, metadata)
 SELECT 'runtime', f.name, f.value, jsonb_build_object('replica', %(replica)s::text, 'interval_s', %(interval_s)s::float8)
 FROM unnest(%(names)s::text[], %(values)s::numeric[]) AS f (name, value);
+
+-- name: runtime_series
+-- What the replicas wrote of themselves over the last 24 hours (realtime and function latency, messages, calls).
+SELECT metric_name, created_at, value, metadata->>'replica' AS replica FROM public.system_metrics
+WHERE metric_type = 'runtime' AND created_at > now() - interval '24 hours'
+ORDER BY metric_name, created_at;
+
+-- name: realtime_connections_all
+-- Open realtime connections across replicas: each replica's latest figure from the last five minutes.
+SELECT coalesce(sum(value), 0) AS connections, count(*) AS replicas FROM (
+    SELECT DISTINCT ON (metadata->>'replica') value FROM public.system_metrics
+    WHERE metric_type = 'runtime' AND metric_name = 'realtime_connections' AND created_at > now() - interval '5 minutes'
+    ORDER BY metadata->>'replica', created_at DESC
+) latest;
