@@ -314,13 +314,23 @@ def unschedule_tick_job(db_url: str) -> None:
 
 
 def tick_runs(db_url: str, jobid: int) -> list[tuple[float, str, str | None]]:
-    """(start time, status, message) of every recorded run of the tick job."""
+    """(tick, status, message) of every recorded run of the tick job. With the emulation the tick is the scheduled
+    second from cron.job_tick (whose primary key is what makes a tick run once); with native pg_cron, which records
+    no tick, the run's start time stands in for it."""
     with psycopg.connect(db_url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT extract(epoch FROM start_time)::float8, status, return_message FROM cron.job_run_details"
-            " WHERE jobid = %s AND start_time IS NOT NULL ORDER BY start_time",
-            [jobid],
-        ).fetchall()
+        emulated = conn.execute("SELECT to_regclass('cron.job_tick') IS NOT NULL").fetchone()
+        if emulated and emulated[0]:
+            query = (
+                "SELECT extract(epoch FROM coalesce(t.tick, d.start_time))::float8, d.status, d.return_message"
+                " FROM cron.job_run_details d LEFT JOIN cron.job_tick t ON t.runid = d.runid"
+                " WHERE d.jobid = %s AND d.start_time IS NOT NULL ORDER BY 1"
+            )
+        else:
+            query = (
+                "SELECT extract(epoch FROM start_time)::float8, status, return_message FROM cron.job_run_details"
+                " WHERE jobid = %s AND start_time IS NOT NULL ORDER BY start_time"
+            )
+        rows = conn.execute(query, [jobid]).fetchall()
     return [(float(r[0]), str(r[1]), r[2]) for r in rows]
 
 
@@ -330,8 +340,8 @@ def account_ticks(
     """Each second tick in [since, until): ran once, ran twice (a duplicate), or missed. A missed tick is accounted
     for when it falls in an outage window (PostgreSQL down, or no leader yet after the leader was killed)."""
     per_second: dict[int, int] = defaultdict(int)
-    for start, _status, _message in runs:
-        per_second[int(start)] += 1
+    for tick, _status, _message in runs:
+        per_second[round(tick)] += 1
     ticks = range(int(since) + 1, int(until))
     missed = [t for t in ticks if per_second.get(t, 0) == 0]
     unexplained = [t for t in missed if not any(a - 1 <= t <= b + 1 for a, b in outages)]
