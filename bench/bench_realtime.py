@@ -1,0 +1,345 @@
+"""Realtime benchmark: postgres_changes with RLS, commit-to-client latency and delivered messages per second, at 100 and
+500 subscribers, beside a bare NOTIFY-to-websocket relay (no authorization) measured in the same run.
+
+Setup: one trip whose owner and collaborators are the subscribers (4 in 5 of them; the fifth are strangers who must
+receive nothing), each on its own websocket joined to `itinerary_items` INSERTs filtered on the trip
+(`trip_id=eq.<trip>`) with its own user JWT, so every delivery is authorized by the RLS audience. The runtime is a real
+`tripsage serve` process (bench/harness.py) on the embedded PostgreSQL; the subscribers are plain websocket clients in
+this process speaking the V1 protocol exactly as realtime-py does.
+
+- Latency: one change per committed transaction at a fixed rate; latency = arrival at the client - the wall time
+  written into the row just before its INSERT (so it includes the INSERT and the commit: conservative).
+- Throughput: a burst of changes (transactions of 50 rows); delivered messages/s = frames received by all clients /
+  (last arrival - first commit).
+- Baseline: the same subscribers connected to a bare relay (uvicorn + starlette, LISTEN, one trigger doing pg_notify
+  with the row, every notification sent to every socket; no auth, no filter), same workload, same run.
+
+Run: .venv/bin/python bench/bench_realtime.py [--full] [--subscribers 100,500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import websockets
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.harness import JWT_SECRET, Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
+
+from tripsage import jwt  # noqa: E402
+
+SUPABASE_RLS_PLATEAU = "3,000-4,000"  # msgs/s, Supabase's postgres_changes with RLS (docs' estimator data)
+GOAL_THROUGHPUT = 10000.0  # msgs/s with RLS
+GOAL_P99 = 100.0  # ms
+MEMBER_FRACTION = 0.8
+BURST_MESSAGES = 100_000  # frames per throughput burst (per subscriber count)
+BATCH = 50  # rows per transaction in the burst
+
+# The baseline relay's trigger (bench only): the row, as JSON, in a NOTIFY.
+BASELINE_SQL = """
+CREATE OR REPLACE FUNCTION public.bench_relay_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('bench_relay', json_build_object('record', to_jsonb(NEW))::text);
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS bench_relay_notify ON public.itinerary_items;
+CREATE TRIGGER bench_relay_notify AFTER INSERT ON public.itinerary_items
+    FOR EACH ROW EXECUTE FUNCTION public.bench_relay_notify();
+"""
+DROP_BASELINE_SQL = "DROP TRIGGER IF EXISTS bench_relay_notify ON public.itinerary_items"
+
+
+# -- the bare relay (run as a subprocess: `bench_realtime.py --relay PORT DATABASE_URL`) -----------------------------
+
+
+def run_relay(port: int, database_url: str) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.routing import WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    queues: set[asyncio.Queue[str]] = set()
+
+    async def endpoint(websocket: WebSocket) -> None:
+        await websocket.accept()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        queues.add(queue)
+
+        async def drain() -> None:
+            while True:
+                await websocket.send_text(await queue.get())
+
+        writer = asyncio.create_task(drain())
+        try:
+            while True:
+                await websocket.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            queues.discard(queue)
+            writer.cancel()
+
+    async def listen() -> None:
+        conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+        await conn.execute("LISTEN bench_relay")
+        async for notify in conn.notifies():
+            for queue in list(queues):
+                queue.put_nowait(notify.payload)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> Any:
+        task = asyncio.create_task(listen())
+        yield
+        task.cancel()
+
+    app = Starlette(routes=[WebSocketRoute("/websocket", endpoint)], lifespan=lifespan)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
+
+
+# -- clients ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clients:
+    sockets: list[Any] = field(default_factory=list)
+    received: list[int] = field(default_factory=list)  # frames per client
+    latencies: list[float] = field(default_factory=list)  # ms
+    last_arrival: float = 0.0
+    measure_latency: bool = False
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def reset(self, measure_latency: bool) -> None:
+        self.received = [0] * len(self.sockets)
+        self.latencies = []
+        self.last_arrival = 0.0
+        self.measure_latency = measure_latency
+
+    async def reader(self, index: int, ws: Any, event: str) -> None:
+        async for text in ws:
+            now = time.time()
+            if event not in text[:40]:
+                continue
+            self.received[index] += 1
+            self.last_arrival = now
+            if self.measure_latency:
+                frame = json.loads(text)
+                record = frame["record"] if "record" in frame else frame["payload"]["data"]["record"]
+                self.latencies.append((now - float(record["title"])) * 1000)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for ws in self.sockets:
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+
+async def connect_gateway(base_url: str, tokens: list[str], trip: int) -> Clients:
+    clients = Clients()
+    url = base_url.replace("http://", "ws://") + "/realtime/v1/websocket?apikey="
+    for token in tokens:
+        ws = await websockets.connect(url + token, max_queue=None)
+        binding = {"event": "INSERT", "schema": "public", "table": "itinerary_items", "filter": f"trip_id=eq.{trip}"}
+        join = {
+            "config": {
+                "broadcast": {"ack": False, "self": False},
+                "presence": {"key": "", "enabled": False},
+                "private": False,
+                "postgres_changes": [binding],
+            },
+            "access_token": token,
+        }
+        await ws.send(json.dumps({"event": "phx_join", "payload": join, "topic": "realtime:bench", "ref": "1"}))
+        while "Subscribed to PostgreSQL" not in await ws.recv():
+            pass
+        clients.sockets.append(ws)
+    clients.reset(False)
+    clients.tasks = [
+        asyncio.create_task(clients.reader(i, ws, "postgres_changes")) for i, ws in enumerate(clients.sockets)
+    ]
+    return clients
+
+
+async def connect_relay(port: int, count: int) -> Clients:
+    clients = Clients()
+    for _ in range(count):
+        clients.sockets.append(await websockets.connect(f"ws://127.0.0.1:{port}/websocket", max_queue=None))
+    clients.reset(False)
+    clients.tasks = [asyncio.create_task(clients.reader(i, ws, "record")) for i, ws in enumerate(clients.sockets)]
+    return clients
+
+
+# -- workload --------------------------------------------------------------------------------------------------------
+
+
+async def latency_run(url: str, clients: Clients, trip: int, rate: float, seconds: float) -> tuple[float, float, int]:
+    clients.reset(True)
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    sent = 0
+    began = time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        await conn.execute(
+            "INSERT INTO public.itinerary_items (trip_id, title) VALUES (%s, %s)", [trip, repr(time.time())]
+        )
+        sent += 1
+        delay = began + sent / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    await conn.close()
+    await settle(clients)
+    return percentile(clients.latencies, 0.5), percentile(clients.latencies, 0.99), sent
+
+
+async def burst_run(url: str, clients: Clients, trip: int, changes: int) -> tuple[float, int]:
+    clients.reset(False)
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    first_commit = 0.0
+    for start in range(0, changes, BATCH):
+        rows = min(BATCH, changes - start)
+        await conn.execute(
+            "INSERT INTO public.itinerary_items (trip_id, title) SELECT %s, 'burst' FROM generate_series(1, %s)",
+            [trip, rows],
+        )
+        if not first_commit:
+            first_commit = time.time()
+    await conn.close()
+    await settle(clients)
+    total = sum(clients.received)
+    return total / max(1e-9, clients.last_arrival - first_commit), total
+
+
+async def settle(clients: Clients, quiet: float = 1.0, timeout: float = 120.0) -> None:
+    """Wait until no frame arrived for `quiet` seconds."""
+    began = time.perf_counter()
+    while time.perf_counter() - began < timeout:
+        total = sum(clients.received)
+        await asyncio.sleep(quiet)
+        if sum(clients.received) == total:
+            return
+
+
+async def scenario(cluster_url: str, gateway_url: str, relay_port: int, subscribers: int, args: Any) -> dict[str, Any]:
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        users = [str(uuid.uuid4()) for _ in range(subscribers)]
+        conn.execute("INSERT INTO auth.users (id) SELECT unnest(%s::uuid[])", [users])
+        trip = conn.execute(
+            "INSERT INTO public.trips (user_id, name, destination, start_date, end_date) "
+            "VALUES (%s, 'bench', 'X', '2026-01-01', '2026-01-02') RETURNING id",
+            [users[0]],
+        ).fetchone()[0]  # type: ignore[index]
+        members = users[1 : int(subscribers * MEMBER_FRACTION)]
+        conn.execute(
+            "INSERT INTO public.trip_collaborators (trip_id, user_id) SELECT %s, unnest(%s::uuid[])", [trip, members]
+        )
+    audience = 1 + len(members)
+    tokens = [jwt.user_token(JWT_SECRET, user, lifetime=3600) for user in users]
+    rate = args.rate_per_subscriber_msgs / subscribers
+    changes = max(BATCH, BURST_MESSAGES * args.scale // audience)
+    result: dict[str, Any] = {"subscribers": subscribers, "audience": audience, "rate": rate}
+
+    ours = await connect_gateway(gateway_url, tokens, trip)
+    try:
+        result["ours_latency"] = await latency_run(cluster_url, ours, trip, rate, args.seconds)
+        result["ours_burst"] = await burst_run(cluster_url, ours, trip, changes)
+        strangers = ours.received[int(subscribers * MEMBER_FRACTION) :]
+        result["leaked"] = sum(strangers)
+    finally:
+        await ours.close()
+
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(BASELINE_SQL)
+    relay = await connect_relay(relay_port, subscribers)
+    try:
+        await asyncio.sleep(0.5)
+        result["relay_latency"] = await latency_run(cluster_url, relay, trip, rate, args.seconds)
+        result["relay_burst"] = await burst_run(cluster_url, relay, trip, changes)
+    finally:
+        await relay.close()
+        with psycopg.connect(cluster_url, autocommit=True) as conn:
+            conn.execute(DROP_BASELINE_SQL)
+    return result
+
+
+def main() -> None:
+    if len(sys.argv) == 4 and sys.argv[1] == "--relay":
+        run_relay(int(sys.argv[2]), sys.argv[3])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--full", action="store_true", help="longer latency runs and 5x larger bursts")
+    parser.add_argument("--subscribers", default="100,500")
+    parser.add_argument("--seconds", type=float, default=None, help="duration of each fixed-rate latency run")
+    parser.add_argument(
+        "--rate-per-subscriber-msgs",
+        type=float,
+        default=5000.0,
+        help="messages/s offered in the latency run (changes/s = this / subscribers)",
+    )
+    args = parser.parse_args()
+    args.seconds = args.seconds or (20.0 if args.full else 5.0)
+    args.scale = 5 if args.full else 1
+
+    cluster = Cluster()
+    cluster.start()
+    replica = Replica(cluster.url, new_encryption_key())
+    logs = Path(tempfile.mkdtemp(prefix="tsg-bench-logs-"))
+    relay_port = free_port()
+    relay = subprocess.Popen(
+        [sys.executable, __file__, "--relay", str(relay_port), cluster.url],
+        stdout=subprocess.DEVNULL,
+        stderr=(logs / "relay.log").open("wb"),
+    )
+    results = []
+    try:
+        replica.start(logs)
+        replica.wait_healthy()
+        for count in (int(n) for n in args.subscribers.split(",")):
+            results.append(asyncio.run(scenario(cluster.url, replica.base_url, relay_port, count, args)))
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)
+        sys.stderr.write((logs / "relay.log").read_text())
+        replica.stop()
+        cluster.close()
+        shutil.rmtree(logs, ignore_errors=True)
+
+    print("## Realtime\n")
+    print(
+        f"{machine()}; `tripsage serve` (one process) on the embedded PostgreSQL; subscribers are websocket clients "
+        f"in one process, {int(MEMBER_FRACTION * 100)} % of them members of the trip (the rest must receive nothing); "
+        f"latency over {args.seconds:.0f} s at {args.rate_per_subscriber_msgs:,.0f} msgs/s offered, one change per "
+        f"transaction; bursts of {BURST_MESSAGES * args.scale:,} messages in transactions of {BATCH} rows.\n"
+    )
+    print("| figure | ours (RLS audience) | bare NOTIFY relay (no auth) | goal |")
+    print("|---|---:|---:|---|")
+    for r in results:
+        n = r["subscribers"]
+        (p50, p99, sent), (rp50, rp99, _) = r["ours_latency"], r["relay_latency"]
+        (rate, total), (relay_rate, relay_total) = r["ours_burst"], r["relay_burst"]
+        print(
+            f"| {n} subscribers: delivered msgs/s (burst) | {rate:,.0f} ({total:,} msgs) | "
+            f"{relay_rate:,.0f} ({relay_total:,} msgs) | >= {GOAL_THROUGHPUT:,.0f} (Supabase: {SUPABASE_RLS_PLATEAU}) |"
+        )
+        label = f"{n} subscribers: commit->client"
+        print(f"| {label} p50 ({sent} changes at {r['rate']:.0f}/s) | {p50:.1f} ms | {rp50:.1f} ms | - |")
+        print(f"| {label} p99 | {p99:.1f} ms | {rp99:.1f} ms | <= {GOAL_P99:.0f} ms |")
+        print(f"| {n} subscribers: frames to non-members | {r['leaked']} | (no auth: all) | 0 |")
+
+
+if __name__ == "__main__":
+    main()
