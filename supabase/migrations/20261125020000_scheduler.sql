@@ -527,7 +527,7 @@ $cron$;
 -- holds are skipped, not waited for; the next run takes them.
 -- It runs as its caller (PostgreSQL forbids COMMIT in a SECURITY DEFINER procedure or one with SET clauses), so
 -- every name in it is qualified.
-CREATE PROCEDURE maintenance.cleanup_expired_search_cache(p_batch_size integer DEFAULT 5000,
+CREATE PROCEDURE maintenance.cleanup_expired_search_cache(p_batch_size integer DEFAULT 1000,
                                                           INOUT deleted jsonb DEFAULT NULL)
     LANGUAGE plpgsql
     AS $$

@@ -28,7 +28,7 @@ from tripsage import queries_for
 from tripsage.db.connector import Database, connect, listen
 from tripsage.exceptions import TripSageError
 from tripsage.scheduler import cron
-from tripsage.scheduler.runner import Job, execute
+from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open_session
 
 if TYPE_CHECKING:
     from tripsage.server import Runtime
@@ -42,6 +42,7 @@ POLL_INTERVAL = 1.0  # seconds: re-read cron.job, and the longest sleep between 
 FOLLOWER_RETRY = 1.0  # seconds between a follower's attempts to become the leader
 CATCH_UP = timedelta(seconds=10)  # how far back a new leader runs ticks nobody ran
 ERROR_BACKOFF = 1.0  # seconds
+PREPARE_AHEAD = 0.5  # seconds before a tick its connection is opened, so the run starts on time
 
 
 class SchedulerComponent:
@@ -59,6 +60,8 @@ class SchedulerComponent:
         self._running: dict[int, asyncio.Task[None]] = {}
         self._cursor: dict[int, datetime] = {}  # per job: ticks after this are due
         self._schedules: dict[int, tuple[str, cron.Schedule]] = {}
+        self._prepared: dict[int, tuple[Job, asyncio.Task[Session]]] = {}  # per job: a session opened ahead
+        self._closing: set[asyncio.Task[None]] = set()
 
     def routes(self) -> Sequence[BaseRoute]:
         return []
@@ -80,10 +83,15 @@ class SchedulerComponent:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks = []
+        for _job, session in self._prepared.values():
+            self._discard(session)
+        self._prepared = {}
         # Runs in progress finish (or are cut by their statement timeout) on their own connections; wait briefly,
         # then leave them: the next leader marks whatever is left unfinished as failed.
         if self._running:
             await asyncio.wait(list(self._running.values()), timeout=5)
+        if self._closing:
+            await asyncio.wait(list(self._closing), timeout=5)
         self.leader = False
 
     def health(self) -> dict[str, Any]:
@@ -148,6 +156,9 @@ class SchedulerComponent:
 
     async def _schedule(self, lock: psycopg.AsyncConnection[Any]) -> None:
         db = self.runtime.database
+        for _job, session in self._prepared.values():
+            self._discard(session)
+        self._prepared = {}
         for row in await db.fetch_all(Q["interrupted_runs"]):
             log.warning("scheduler: run %s was interrupted; marked failed (server restarted)", row["runid"])
         resume = {r["jobid"]: r["tick"] for r in await db.fetch_all(Q["last_ticks"])}
@@ -167,18 +178,25 @@ class SchedulerComponent:
                 jobs = await self._load()
                 checked = time.monotonic()
             now = datetime.now(UTC)
-            next_due: datetime | None = None
+            next_due: float | None = None  # seconds until the loop has something to do
             for job in jobs.values():
                 due, upcoming = self._due(job, now)
                 for tick in due[:-1]:  # several ticks due at once (a stall): the last one runs, the others are skipped
                     await self._skip(job, tick)
                 if due:
                     await self._claim(job, due[-1])
-                if upcoming is not None and (next_due is None or upcoming < next_due):
-                    next_due = upcoming
+                if upcoming is None:
+                    continue
+                until = (upcoming - datetime.now(UTC)).total_seconds()
+                if until <= PREPARE_AHEAD:
+                    self._prepare(job)
+                else:
+                    until -= PREPARE_AHEAD  # wake up in time to open its connection
+                if next_due is None or until < next_due:
+                    next_due = until
             wait = POLL_INTERVAL - (time.monotonic() - checked)
             if next_due is not None:
-                wait = min(wait, (next_due - datetime.now(UTC)).total_seconds())
+                wait = min(wait, next_due)
             if wait > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
@@ -203,6 +221,9 @@ class SchedulerComponent:
         for jobid in list(self._cursor):
             if jobid not in jobs:
                 del self._cursor[jobid]
+        for jobid in list(self._prepared):
+            if jobid not in jobs or self._prepared[jobid][0] != jobs[jobid]:
+                self._discard(self._prepared.pop(jobid)[1])
         return jobs
 
     def _parsed(self, job: Job) -> cron.Schedule:
@@ -252,15 +273,51 @@ class SchedulerComponent:
                 "command": job.command,
             },
         )
+        prepared = self._prepared.pop(job.jobid, None)
+        session: asyncio.Task[Session] | None = None
+        if prepared is not None:
+            if prepared[0] == job:
+                session = prepared[1]
+            else:
+                self._discard(prepared[1])
         if row is None:  # another replica ran this tick
+            if session is not None:
+                self._discard(session)
             return
         self.runs_started += 1
         self.runtime.metrics.scheduler_ticks.labels(outcome="started").inc()
         self.runtime.metrics.scheduler_delay.observe(max(0.0, (row["start_time"] - tick).total_seconds()))
-        task = asyncio.create_task(self._run(job, row["runid"]), name=f"scheduler-run-{row['runid']}")
+        task = asyncio.create_task(self._run(job, row["runid"], session), name=f"scheduler-run-{row['runid']}")
         self._running[job.jobid] = task
 
-    async def _run(self, job: Job, runid: int) -> None:
+    def _prepare(self, job: Job) -> None:
+        """Open the session of the job's next run now (it is due within PREPARE_AHEAD), unless it is running."""
+        running = self._running.get(job.jobid)
+        if job.jobid in self._prepared or (running is not None and not running.done()):
+            return
+        session = asyncio.create_task(
+            open_session(
+                self.runtime.database_url, job, self.runtime.settings.cron_statement_timeout_s, "tripsage-scheduler-job"
+            ),
+            name=f"scheduler-prepare-{job.jobid}",
+        )
+        self._prepared[job.jobid] = (job, session)
+
+    def _discard(self, session: asyncio.Task[Session]) -> None:
+        """Close a session opened ahead that will not be used (or forget its failure)."""
+
+        async def close() -> None:
+            try:
+                conn = await session
+            except BaseException:  # its failure mattered only to a run that will not happen
+                return
+            await close_quietly(conn)
+
+        closing = asyncio.get_running_loop().create_task(close())
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
+
+    async def _run(self, job: Job, runid: int, session: asyncio.Task[Session] | None = None) -> None:
         try:
             outcome = await execute(
                 self.runtime.database,
@@ -269,6 +326,7 @@ class SchedulerComponent:
                 runid,
                 self.runtime.settings.cron_statement_timeout_s,
                 "tripsage-scheduler-job",
+                session,
             )
             self.runtime.metrics.scheduler_runs.labels(status=outcome.status).inc()
             if outcome.status == "failed":

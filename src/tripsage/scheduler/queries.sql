@@ -60,7 +60,8 @@ INSERT INTO cron.job_tick (jobid, tick, outcome) VALUES (%(jobid)s, %(tick)s, 's
 ON CONFLICT (jobid, tick) DO NOTHING;
 
 -- name: run_started
-UPDATE cron.job_run_details SET status = 'running', job_pid = %(pid)s
+-- Connected and about to send the command: start_time is now, as pg_cron sets it when a run enters 'running'.
+UPDATE cron.job_run_details SET status = 'running', job_pid = %(pid)s, start_time = clock_timestamp()
 WHERE runid = %(runid)s AND status IN ('starting', 'connecting');
 
 -- name: run_finished

@@ -5,6 +5,7 @@ The outcome goes to cron.job_run_details: the command tag of the last statement,
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from tripsage.exceptions import DatabaseError, TripSageError
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.scheduler")
+Session = psycopg.AsyncConnection[Any]
 
 
 @dataclass(frozen=True)
@@ -70,20 +72,44 @@ async def _become(conn: psycopg.AsyncConnection[Any], username: str) -> None:
         await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(username)))
 
 
-async def execute(
-    db: Database, base_url: str, job: Job, runid: int, default_timeout_s: float, application_name: str
-) -> Outcome:
-    """Run `job` (whose run row `runid` exists, status 'starting'); record and return the outcome."""
-    status, message = "failed", ""
-    conn: psycopg.AsyncConnection[Any] | None = None
+async def open_session(base_url: str, job: Job, default_timeout_s: float, application_name: str) -> Session:
+    """A connection ready to run `job`: in its database, as its user, with its statement timeout."""
+    conn = await connect(database_url(base_url, job.database), application_name=application_name)
     try:
-        conn = await connect(database_url(base_url, job.database), application_name=application_name)
         allowed = await (await conn.execute(Q["can_connect"].sql, {"username": job.username})).fetchone()
         if not allowed or not allowed["allowed"]:
             raise PermissionError(f"User {job.username} does not have CONNECT privilege on {job.database}")
         await _become(conn, job.username)
         timeout_ms = int((job.statement_timeout_s or default_timeout_s) * 1000)
         await conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(timeout_ms)))
+    except BaseException:
+        await close_quietly(conn)
+        raise
+    return conn
+
+
+async def close_quietly(conn: Session) -> None:
+    try:
+        await conn.close()
+    except Exception:  # closing a broken connection must not hide anything else
+        log.debug("closing a job connection failed", exc_info=True)
+
+
+async def execute(
+    db: Database,
+    base_url: str,
+    job: Job,
+    runid: int,
+    default_timeout_s: float,
+    application_name: str,
+    session: Awaitable[Session] | None = None,
+) -> Outcome:
+    """Run `job` (whose run row `runid` exists, status 'starting'), on `session` when one was opened ahead of the
+    tick; record and return the outcome."""
+    status, message = "failed", ""
+    conn: Session | None = None
+    try:
+        conn = await (session or open_session(base_url, job, default_timeout_s, application_name))
         await db.execute(Q["run_started"], {"runid": runid, "pid": conn.info.backend_pid})
         # The command as one query string, with no parameters: the simple protocol, like pg_cron's PQsendQuery.
         cursor = await conn.execute(job.command.encode())
@@ -95,10 +121,7 @@ async def execute(
         message = str(error)
     finally:
         if conn is not None:
-            try:
-                await conn.close()
-            except Exception:  # closing a broken connection must not hide the outcome
-                log.debug("closing the job connection failed", exc_info=True)
+            await close_quietly(conn)
     try:
         await db.execute(Q["run_finished"], {"runid": runid, "status": status, "message": message})
     except DatabaseError:
