@@ -155,7 +155,9 @@ class Gateway:
                 if binding.event not in EVENTS:
                     raise filters.FilterError("event must be one of *, INSERT, UPDATE, DELETE")
                 if not binding.all_tables and (binding.schema, binding.table) not in self.catalog.tables:
-                    await self.catalog.load(self.db)  # perhaps added to the publication since the last sync
+                    # Perhaps added to the publication since the last sync: install its trigger before subscribing.
+                    await self.db.fetch_value(Q["sync_publication"])
+                    await self.catalog.load(self.db)
                 tables = [
                     table
                     for key, table in self.catalog.tables.items()
