@@ -101,6 +101,7 @@ class Gateway:
                 await task
         self._tasks = []
         with contextlib.suppress(TripSageError):
+            await presence.drop_own(self)
             await self.db.execute(Q["forget_gateway"], {"id": self.id})
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:

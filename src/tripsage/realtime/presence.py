@@ -95,7 +95,15 @@ async def send_state(gateway: Gateway, channel: Channel) -> None:
 
 async def expire_gateways(gateway: Gateway, timeout: float) -> None:
     """Remove gateways silent for `timeout` seconds, and send leaves for their presences."""
-    rows = await gateway.db.fetch_all(Q["expire_gateways"], {"timeout_s": timeout})
+    await _leaves(gateway, await gateway.db.fetch_all(Q["expire_gateways"], {"timeout_s": timeout}))
+
+
+async def drop_own(gateway: Gateway) -> None:
+    """This gateway stops: remove its presences and tell the other replicas."""
+    await _leaves(gateway, await gateway.db.fetch_all(Q["presence_drop_gateway"], {"gateway_id": gateway.id}))
+
+
+async def _leaves(gateway: Gateway, rows: list[dict[str, Any]]) -> None:
     by_topic: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for row in rows:
         by_topic.setdefault(row["topic"], []).append((row["key"], row["phx_ref"], json.loads(row["meta"])))

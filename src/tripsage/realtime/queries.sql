@@ -111,3 +111,8 @@ RETURNING key, phx_ref, meta::text AS meta
 
 -- name: presence_list
 SELECT key, phx_ref, meta::text AS meta FROM tripsage_realtime.presence WHERE topic = %(topic)s ORDER BY updated_at
+
+-- name: presence_drop_gateway
+-- This gateway stops: its presences go (returned, for the leaves).
+DELETE FROM tripsage_realtime.presence WHERE gateway_id = %(gateway_id)s
+RETURNING topic, key, phx_ref, meta::text AS meta

@@ -19,3 +19,11 @@ RETURNING id
 
 -- name: count_trips
 SELECT count(*) FROM public.trips
+
+-- name: add_dead_gateway
+-- A gateway last seen long ago, with one presence on a topic.
+WITH gateway AS (
+    INSERT INTO tripsage_realtime.gateways (id, seen_at) VALUES (%(id)s, now() - interval '1 hour') RETURNING id
+)
+INSERT INTO tripsage_realtime.presence (topic, key, phx_ref, gateway_id, meta)
+SELECT %(topic)s, 'ghost', 'ghost-ref', id, '{"from": "a dead replica"}' FROM gateway

@@ -13,7 +13,9 @@ from realtime import AsyncRealtimeClient
 
 from tests.integration.realtime.conftest import eventually, make_user, subscribe, user_token
 from tests.runtime import RunningRuntime, running_runtime, runtime_settings
+from tripsage import queries_for
 from tripsage.db.connector import Database
+from tripsage.realtime.component import RealtimeComponent
 
 
 @pytest.fixture
@@ -96,3 +98,37 @@ async def test_broadcast_and_presence_cross_replicas(
     with contextlib.suppress(Exception):
         await a.client.close()  # alice's socket closes: her presence leaves everywhere
     await eventually(lambda: set(b.channel.presence_state()) == {"bob"})
+
+
+async def test_presence_leaves_when_a_replica_stops_or_dies(
+    runtime: RunningRuntime,
+    embedded_database: str,
+    admin: Database,
+    tmp_path: Path,
+    closing: list[AsyncRealtimeClient],
+) -> None:
+    alice, bob = await make_user(admin), await make_user(admin)
+    a_params = {"config": {"broadcast": {}, "presence": {"key": "alice", "enabled": True}, "private": False}}
+    b_params = {"config": {"broadcast": {}, "presence": {"key": "bob", "enabled": True}, "private": False}}
+    a = await subscribe(runtime.base_url, user_token(alice), "stops", [], params=a_params)
+    closing.append(a.client)
+    async with running_runtime(runtime_settings(tmp_path / "other"), embedded_database) as other:
+        b = await subscribe(other.base_url, user_token(bob), "stops", [], params=b_params)
+        await b.channel.track({"here": True})
+        await eventually(lambda: set(a.channel.presence_state()) == {"bob"})
+        await b.client.close()
+    # bob's replica stopped: his presence left.
+    await eventually(lambda: a.channel.presence_state() == {})
+
+    # A replica that died without a word: its row goes stale, and any live gateway expires it with its presences.
+    q = queries_for("tests.integration.realtime")
+    await admin.execute(
+        q["add_dead_gateway"], {"id": "00000000-0000-4000-8000-00000000dead", "topic": "realtime:stops"}
+    )
+    c = await subscribe(runtime.base_url, user_token(bob), "stops", [], params=b_params)
+    closing.append(c.client)
+    await eventually(lambda: set(c.channel.presence_state()) == {"ghost"})
+    component = next(comp for comp in runtime.runtime.components if isinstance(comp, RealtimeComponent))
+    assert component.gateway is not None
+    await component.gateway._expire_gateways()
+    await eventually(lambda: c.channel.presence_state() == {})

@@ -299,3 +299,18 @@ async def test_hypothesis_frames_never_crash_the_gateway(
     assert not [r for r in caplog.records if r.name.startswith("tripsage.realtime") and r.levelname == "ERROR"]
     component = next(c for c in runtime.runtime.components if c.name == "realtime")
     assert component.health()["status"] == "ok"
+
+
+async def test_too_many_messages_per_second_stops_the_channels(socket: ClientConnection) -> None:
+    await send(socket, "realtime:busy", "phx_join", join_payload(), ref="1")
+    assert (await receive(socket))["payload"]["status"] == "ok"
+    for n in range(700):  # over the 500 frames/s limit
+        await send(socket, "phoenix", "heartbeat", {}, ref=str(n))
+    system = await receive(socket, "system")
+    assert system["payload"] == {
+        "channel": "busy",
+        "extension": "system",
+        "message": "Too many messages per second",
+        "status": "error",
+    }
+    assert (await receive(socket, "phx_close"))["topic"] == "realtime:busy"
