@@ -46,9 +46,18 @@ from bench.workload import (
 SAMPLE_S = 5.0
 MEMORY_GROWTH_LIMIT = 0.10
 # Tables with a retention, and that retention in seconds, when the capability is installed.
+# (The realtime capture keeps 300 s and cleans every 30 s: a minute of slack.)
 RETENTIONS = {
     "cron.job_run_details": 7 * 86400,
+    "cron.job_tick": 7 * 86400,
     "net._http_response": 6 * 3600,
+    "tripsage_realtime.changes": 300 + 60,
+}
+RETENTION_COLUMNS = {
+    "cron.job_run_details": "start_time",
+    "cron.job_tick": "tick",
+    "net._http_response": "created",
+    "tripsage_realtime.changes": "captured_at",
 }
 
 
@@ -65,7 +74,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def table_counts(url: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     with psycopg.connect(url, autocommit=True) as conn:
-        for name in ("webhooks.events", "webhooks.deliveries", "public.webhook_logs", "cron.job_run_details"):
+        for name in ("webhooks.events", "webhooks.deliveries", "public.webhook_logs", *RETENTIONS):
             row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
             if row and row[0]:
                 schema, table = name.split(".")
@@ -182,7 +191,6 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 def stale_rows(url: str) -> dict[str, int]:
     """Rows older than their table's retention (each must be 0)."""
     found: dict[str, int] = {}
-    columns = {"cron.job_run_details": "start_time", "net._http_response": "created"}
     with psycopg.connect(url, autocommit=True) as conn:
         for name, retention in RETENTIONS.items():
             row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
@@ -190,7 +198,9 @@ def stale_rows(url: str) -> dict[str, int]:
                 continue
             schema, table = name.split(".")
             query = psycopg.sql.SQL("SELECT count(*) FROM {}.{} WHERE {} < now() - make_interval(secs => %s)").format(
-                psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table), psycopg.sql.Identifier(columns[name])
+                psycopg.sql.Identifier(schema),
+                psycopg.sql.Identifier(table),
+                psycopg.sql.Identifier(RETENTION_COLUMNS[name]),
             )
             counted = conn.execute(query, [retention]).fetchone()
             found[name] = int(counted[0]) if counted else 0
