@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -30,11 +28,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import machine, percentile
 from bench.workload import (
+    Check,
     Rig,
     account_ticks,
+    checks_table,
     insert_trips,
     outbox_depth,
     produce_events,
+    run_checked,
     schedule_tick_job,
     tick_runs,
     unschedule_tick_job,
@@ -143,7 +144,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     return result
 
 
-def verdicts(result: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, bool, str]]:
+def verdicts(result: dict[str, Any], args: argparse.Namespace) -> list[Check]:
     w, r = result["webhooks"], result["realtime"]
     checks = [
         ("no webhook event lost", w["lost"] == 0, f"{w['received']:,} of {w['events']:,} received"),
@@ -188,11 +189,8 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"{result['postgres_restarts']} PostgreSQL restart, {args.events:,} webhook events, {r['clients']} realtime "
         f"clients; chaos phase {result['chaos_seconds']} s.",
         "",
-        "| check | result | figures |",
-        "|---|---|---|",
     ]
-    for name, ok, figures in verdicts(result, args):
-        lines.append(f"| {name} | {'pass' if ok else 'FAIL'} | {figures} |")
+    lines += checks_table(verdicts(result, args))
     lines += [
         "",
         f"Realtime during the chaos: {r['changes_missed_during_chaos']:,} of {r['changes_expected_during_chaos']:,} "
@@ -203,16 +201,7 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    log_dir = Path(tempfile.mkdtemp(prefix="tsg-chaos-"))
-    result = asyncio.run(run(args, log_dir))
-    print(report(result, args))
-    passed = all(ok for _n, ok, _f in verdicts(result, args))
-    if passed:
-        shutil.rmtree(log_dir, ignore_errors=True)
-    else:
-        print(f"\nreplica logs kept in {log_dir}", file=sys.stderr)
-    return 0 if passed else 1
+    return run_checked("tsg-chaos-", run, report, verdicts, parse(argv))
 
 
 if __name__ == "__main__":

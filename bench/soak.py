@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -35,10 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import machine, percentile
 from bench.workload import (
+    Check,
     Rig,
+    checks_table,
     insert_trips,
     outbox_depth,
     produce_events,
+    run_checked,
     schedule_tick_job,
     wait_received,
 )
@@ -207,7 +208,7 @@ def stale_rows(url: str) -> dict[str, int]:
     return found
 
 
-def verdicts(result: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, bool, str]]:
+def verdicts(result: dict[str, Any], args: argparse.Namespace) -> list[Check]:
     w, r = result["webhooks"], result["realtime"]
     growth = result["rss_growth"]
     worst = max(growth.values()) if growth else 0.0
@@ -253,26 +254,15 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> str:
         f"{machine()}; {result['seconds']} s at {args.rate} webhook events/s, {args.clients} realtime clients, "
         f"{args.replicas} replica(s), jobs running.",
         "",
-        "| check | result | figures |",
-        "|---|---|---|",
     ]
-    lines += [f"| {n} | {'pass' if ok else 'FAIL'} | {f} |" for n, ok, f in verdicts(result, args)]
+    lines += checks_table(verdicts(result, args))
     if result.get("job_runs"):
         lines += ["", "Job runs during the soak: " + ", ".join(f"{k} {v}" for k, v in result["job_runs"].items())]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    log_dir = Path(tempfile.mkdtemp(prefix="tsg-soak-"))
-    result = asyncio.run(run(args, log_dir))
-    print(report(result, args))
-    passed = all(ok for _n, ok, _f in verdicts(result, args))
-    if passed:
-        shutil.rmtree(log_dir, ignore_errors=True)
-    else:
-        print(f"\nreplica logs kept in {log_dir}", file=sys.stderr)
-    return 0 if passed else 1
+    return run_checked("tsg-soak-", run, report, verdicts, parse(argv))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,15 @@ import contextlib
 import datetime as dt
 import itertools
 import json
+import shutil
+import sys
+import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -414,3 +419,33 @@ class Rig:
         await self.sink.close()
         if self.cluster is not None:
             await asyncio.to_thread(self.cluster.close)
+
+
+# --- running a checked scenario -----------------------------------------------------------------------------------
+
+Check = tuple[str, bool, str]  # what is checked, whether it held, the figures
+
+
+def checks_table(checks: list[Check]) -> list[str]:
+    lines = ["| check | result | figures |", "|---|---|---|"]
+    return lines + [f"| {name} | {'pass' if ok else 'FAIL'} | {figures} |" for name, ok, figures in checks]
+
+
+def run_checked(
+    prefix: str,
+    run: Callable[[Any, Path], Awaitable[dict[str, Any]]],
+    report: Callable[[dict[str, Any], Any], str],
+    verdicts: Callable[[dict[str, Any], Any], list[Check]],
+    args: Any,
+) -> int:
+    """Run a scenario with its replicas' logs in a temp dir, print its report; 0 when every check held (the logs are
+    then removed), 1 otherwise (the logs are kept and their path printed)."""
+    log_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    result = asyncio.run(run(args, log_dir))
+    print(report(result, args))
+    passed = all(ok for _name, ok, _figures in verdicts(result, args))
+    if passed:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    else:
+        print(f"\nreplica logs kept in {log_dir}", file=sys.stderr)
+    return 0 if passed else 1

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 
 from tests import servers
-from tests.integration.webhooks.conftest import Receiver, emit, point, sql
+from tests.integration.webhooks.conftest import Receiver, emit, point, serving, sql
 from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 from tripsage import jwt
 from tripsage.db.connector import Database
@@ -68,8 +68,8 @@ def drive_dashboard(
     base_url: str, key: str, screenshot: Path, replay: Callable[[Any], None] | None = None
 ) -> dict[str, object]:
     from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.wait import WebDriverWait
@@ -141,19 +141,8 @@ async def test_dashboard_signs_in_and_draws_charts(runtime: RunningRuntime, embe
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    recv = Receiver()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", recv.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None and site._server.sockets
-    recv.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
-    try:
+    async with serving(Receiver()) as recv:
         yield recv
-    finally:
-        await runner.cleanup()
 
 
 async def delivery_status(db: Database, delivery_id: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import os
 from collections.abc import AsyncIterator, Callable
@@ -49,9 +50,9 @@ class Receiver:
         return self.answer(item)
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    recv = Receiver()
+@contextlib.asynccontextmanager
+async def serving(recv: Receiver) -> AsyncIterator[Receiver]:
+    """Serve `recv` on a free loopback port (its `url`) for the duration of the block."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", recv.handle)
     runner = web.AppRunner(app, access_log=None)
@@ -66,6 +67,12 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield recv
     finally:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serving(Receiver()) as recv:
+        yield recv
 
 
 @pytest.fixture
