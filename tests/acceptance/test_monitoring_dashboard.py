@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -135,6 +136,13 @@ async def test_dashboard_signs_in_and_draws_charts(runtime: RunningRuntime, embe
     result = await asyncio.to_thread(drive_dashboard, runtime.base_url, key, shot)
     assert "not this project's service_role key" in str(result["refused"])
     assert int(str(result["charts"])) >= 4
+    # The eight maintenance jobs, each with its next run from its cron schedule (the emulated scheduler's parser).
+    jobs = str(result["sections"])
+    nightly = dt.datetime.now(dt.UTC).replace(hour=2, minute=0, second=0, microsecond=0)
+    if nightly <= dt.datetime.now(dt.UTC):
+        nightly += dt.timedelta(days=1)
+    assert f"cleanup-expired-search-cache 0 2 * * * True {nightly:%Y-%m-%d %H:%M:%S}" in jobs
+    assert "monitor-database-health" in jobs
     assert int(str(result["health_traces"])) >= 1
     assert shot.stat().st_size > 10_000
 

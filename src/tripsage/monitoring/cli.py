@@ -32,7 +32,7 @@ def render(status: dict[str, Any]) -> Group:
         value = "-" if m["value"] is None else f"{m['value']} {m['unit']}"
         success.add_row(m["metric"], value, f"{m['goal']} {m['unit']}", verdict.replace("[muted]", "[dim]"))
     jobs = Table(title="Scheduled jobs", expand=True)
-    for column in ("job", "schedule", "active", "last status", "last start", "failed 24 h"):
+    for column in ("job", "schedule", "active", "next run", "last status", "last start", "failed 24 h"):
         jobs.add_column(column)
     for j in status["jobs"]:
         last = j["last_status"] or "-"
@@ -42,6 +42,7 @@ def render(status: dict[str, Any]) -> Group:
             str(j["jobname"] or j["jobid"]),
             j["schedule"],
             "yes" if j["active"] else "no",
+            j["next_run"].strftime("%Y-%m-%d %H:%M:%S") if j.get("next_run") else "-",
             f"[{style}]{last}[/]",
             started,
             str(j["failures_24h"]),
@@ -80,10 +81,11 @@ def status(
     from tripsage.monitoring.status import collect_status
 
     async def main() -> dict[str, Any]:
-        target = open_target(load_settings())
+        settings = load_settings()
+        target = open_target(settings)
         try:
             async with Database(target.url, max_size=1, application_name="tripsage-status") as db:
-                return await collect_status(db, slow=slow)
+                return await collect_status(db, slow=slow, timezone=settings.cron_timezone)
         finally:
             target.close()
 

@@ -145,7 +145,7 @@ class Dashboard:
         if not self._signed_in(request):
             return HTMLResponse(_template("login.html").substitute(error=""))
         db = self.runtime.database
-        status = await collect_status(db)
+        status = await collect_status(db, timezone=self.runtime.settings.cron_timezone)
         metrics = self.runtime.metrics
         success_rows = [
             (

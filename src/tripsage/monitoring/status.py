@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from tripsage import queries_for
 from tripsage.db.connector import Database
 from tripsage.monitoring import webhooks_view
+from tripsage.scheduler import cron
 
 Q = queries_for("tripsage.monitoring")
 HISTORY_ROWS = 20
 SLOW_ROWS = 10
 
 
-async def collect_status(db: Database, *, slow: bool = False) -> dict[str, Any]:
+async def collect_status(db: Database, *, slow: bool = False, timezone: str = "UTC") -> dict[str, Any]:
+    """`timezone`: the scheduler's (TRIPSAGE_CRON_TIMEZONE), for the jobs' next runs."""
     status: dict[str, Any] = {
         "success_metrics": await db.fetch_all(Q["success_metrics"], {"window": "24 hours"}),
         "jobs": [],
@@ -25,7 +28,11 @@ async def collect_status(db: Database, *, slow: bool = False) -> dict[str, Any]:
         "dead_letters": await webhooks_view.dead_letter_count(db),
     }
     if (await db.fetch_one(Q["cron_available"]) or {}).get("available"):
-        status["jobs"] = await db.fetch_all(Q["jobs"])
+        now = dt.datetime.now(dt.UTC)
+        status["jobs"] = [
+            {**job, "next_run": cron.next_run(job["schedule"], now, timezone) if job["active"] else None}
+            for job in await db.fetch_all(Q["jobs"])
+        ]
         status["job_history"] = await db.fetch_all(Q["job_history"], {"limit": HISTORY_ROWS})
     if (await db.fetch_one(Q["outbox_depth_available"]) or {}).get("available"):
         status["outbox_depth"] = await db.fetch_value(Q["outbox_depth"])
