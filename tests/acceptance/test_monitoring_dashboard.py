@@ -56,6 +56,16 @@ async def test_metrics_move_with_activity(runtime: RunningRuntime, embedded_data
             conn.execute("SELECT search_cache_lookup('flights', 'nothing-cached', %s)", [USER])
     after = await scrape(runtime.base_url)
     assert sample(after, "tripsage_search_cache_lookups_today", labels) == 3.0
+    # A job scheduled through pg_cron's API runs under the runtime's scheduler; its runs show up by status.
+    with psycopg.connect(embedded_database, autocommit=True) as conn:
+        conn.execute("SELECT cron.schedule('metrics-tick', '1 seconds', 'SELECT 1')")
+    runs = None
+    for _ in range(100):
+        runs = sample(await scrape(runtime.base_url), "tripsage_job_runs_24h", '{status="succeeded"}')
+        if runs:
+            break
+        await asyncio.sleep(0.1)
+    assert runs is not None and runs >= 1
 
 
 def browser_or_skip() -> tuple[str, str]:
