@@ -1,5 +1,5 @@
 # The two commands of the README: `make up` starts everything, `make test` runs the whole suite.
-.PHONY: up test lint bench bootstrap system-postgres browser
+.PHONY: up test lint bench bootstrap system-postgres browser realtime-js
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -13,12 +13,16 @@ system-postgres:
 browser:
 	@bash scripts/browser.sh
 
+# The official realtime-js client for tests/integration/realtime/test_realtime_js.py (skipped without node).
+realtime-js:
+	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --loglevel=error; fi
+
 lint: bootstrap
 	.venv/bin/ruff format --check src tests bench scripts
 	.venv/bin/ruff check src tests bench scripts
 	.venv/bin/mypy
 
-test: bootstrap system-postgres browser lint
+test: bootstrap system-postgres browser realtime-js lint
 	.venv/bin/pytest
 
 bench: bootstrap system-postgres

@@ -110,7 +110,11 @@ def test_integer_filters_agree_with_python_comparison(op: str, wanted: int, actu
 )
 def test_in_filters_on_numeric(values: list[decimal.Decimal], actual: decimal.Decimal) -> None:
     (condition,) = filters.parse("budget=in.(" + ",".join(str(v) for v in values) + ")", COLUMNS)
-    assert condition.matches({"budget": float(actual) if actual == int(actual) else str(actual)}) == (actual in values)
+    # Rows are parsed with parse_float=Decimal (as the change reader does): comparisons are exact.
+    row = json.loads(
+        json.dumps({"budget": str(actual)}).replace('"' + str(actual) + '"', str(actual)), parse_float=decimal.Decimal
+    )
+    assert condition.matches(row) == (actual in values)
 
 
 @given(st.datetimes(timezones=st.just(dt.UTC)), st.datetimes(timezones=st.just(dt.UTC)))
@@ -137,3 +141,33 @@ def test_commit_timestamp_format(value: dt.datetime) -> None:
     assert dt.datetime.fromisoformat(text.replace("Z", "+00:00")) == value.replace(
         microsecond=value.microsecond // 1000 * 1000
     )
+
+
+@given(st.binary(max_size=300))
+def test_decode_binary_of_any_bytes_raises_only_protocol_error(data: bytes) -> None:
+    try:
+        protocol.decode_binary(data)
+    except protocol.ProtocolError:
+        pass
+
+
+@given(
+    st.text(max_size=60),
+    st.text(max_size=60),
+    st.binary(max_size=100),
+    st.text(max_size=5, alphabet="0123456789"),
+    st.text(max_size=5, alphabet="0123456789"),
+)
+def test_binary_user_broadcast_push_decodes_what_realtime_js_encodes(
+    topic: str, event: str, payload: bytes, ref: str, join_ref: str
+) -> None:
+    # realtime-js's kind-3 layout: kind, join_ref_len, ref_len, topic_len, event_len, meta_len, encoding, fields.
+    fields = [join_ref.encode(), ref.encode(), topic.encode(), event.encode(), b'{"persist":true}']
+    if any(len(f) > 255 for f in fields):
+        return
+    frame = bytes([3, *(len(f) for f in fields), protocol.BINARY_ENCODING]) + b"".join(fields) + payload
+    message = protocol.decode_binary(frame)
+    assert (message.topic, message.event, message.payload) == (topic, event, payload)
+    assert (message.ref, message.join_ref, message.meta) == (ref or None, join_ref or None, '{"persist":true}')
+    out = protocol.encode_user_broadcast(message)
+    assert out[0] == 4 and out.endswith(payload)

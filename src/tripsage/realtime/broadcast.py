@@ -23,7 +23,8 @@ async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> N
         if channel.broadcast_ack:
             channel.push(protocol.reply(frame.topic, frame.ref, "error", {"reason": "invalid_payload"}))
         return
-    size = len(json.dumps(payload, separators=(",", ":")).encode())
+    binary = payload.get("binary")
+    size = len(binary) if isinstance(binary, bytes) else len(json.dumps(payload, separators=(",", ":")).encode())
     if size > gateway.limits.broadcast_payload_bytes:
         if channel.broadcast_ack:
             channel.push(protocol.reply(frame.topic, frame.ref, "error", {"reason": "payload_size_exceeded"}))

@@ -123,7 +123,7 @@ class Connection:
         self.id = uuid.uuid4().hex
         self.channels: dict[str, Channel] = {}
         limits = gateway.limits
-        self._outgoing: asyncio.Queue[str | None] = asyncio.Queue(maxsize=limits.outgoing_queue)
+        self._outgoing: asyncio.Queue[str | bytes | None] = asyncio.Queue(maxsize=limits.outgoing_queue)
         self._events = RateWindow(limits.events_per_second)
         self._joins = RateWindow(limits.joins_per_second)
         self._closing: int | None = None
@@ -133,7 +133,8 @@ class Connection:
     def push(self, frame: protocol.Frame) -> None:
         self.push_text(protocol.encode(frame, self.vsn))
 
-    def push_text(self, text: str) -> None:
+    def push_text(self, text: str | bytes) -> None:
+        """Queue a frame (text, or bytes for a V2 binary frame)."""
         if self._closing is not None:
             return
         try:
@@ -157,7 +158,10 @@ class Connection:
             text = await self._outgoing.get()
             if text is None:
                 break
-            await self.websocket.send_text(text)
+            if isinstance(text, bytes):
+                await self.websocket.send_bytes(text)
+            else:
+                await self.websocket.send_text(text)
             if metrics is not None:
                 metrics.realtime_messages.labels(kind="sent").inc()
         with contextlib.suppress(Exception):
@@ -200,7 +204,10 @@ class Connection:
                 self._stop_all("Too many messages per second")
                 continue
             try:
-                frame = protocol.decode(data, self.vsn)
+                if isinstance(data, bytes) and self.vsn == protocol.V2:
+                    frame = self._binary_broadcast(protocol.decode_binary(data))
+                else:
+                    frame = protocol.decode(data, self.vsn)
             except protocol.ProtocolError as error:
                 log.debug("realtime client %s sent a malformed frame: %s", self.id, error)
                 continue
@@ -216,6 +223,21 @@ class Connection:
                         protocol.Frame(frame.topic, protocol.ERROR, {"reason": "channel_crash"}, channel.join_ref)
                     )
                     await self._drop_channel(channel)
+
+    @staticmethod
+    def _binary_broadcast(message: protocol.UserBroadcast) -> protocol.Frame:
+        """A V2 binary broadcast as the broadcast frame the rest of the gateway handles."""
+        payload: dict[str, Any] = {"type": "broadcast", "event": message.event}
+        if message.encoding == protocol.JSON_ENCODING:
+            payload["payload"] = message.json_payload()
+        else:
+            payload["binary"] = message.payload
+        if message.meta:
+            try:
+                payload["meta"] = json.loads(message.meta)
+            except ValueError as error:
+                raise protocol.ProtocolError("metadata must be JSON") from error
+        return protocol.Frame(message.topic, protocol.BROADCAST, payload, message.ref, message.join_ref)
 
     def _stop_all(self, reason: str) -> None:
         for channel in list(self.channels.values()):

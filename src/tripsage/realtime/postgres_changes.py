@@ -9,6 +9,7 @@ that commits late is still delivered, and one that committed before the horizon 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import logging
 from collections.abc import Mapping
@@ -113,8 +114,10 @@ class Change:
             schema=row["schema_name"],
             table=row["table_name"],
             type=row["type"],
-            record=json.loads(row["record"]) if row["record"] is not None else None,
-            old_record=json.loads(row["old_record"]) if row["old_record"] is not None else None,
+            record=json.loads(row["record"], parse_float=decimal.Decimal) if row["record"] is not None else None,
+            old_record=(
+                json.loads(row["old_record"], parse_float=decimal.Decimal) if row["old_record"] is not None else None
+            ),
             audience=frozenset(u.lower() for u in audience) if audience is not None else None,
         )
 
@@ -148,9 +151,16 @@ class Change:
             full = table.replica_identity_full and not (self.type == "DELETE" and table.rls_enabled)
             keep = [name for name, _ in table.columns if name in visible and (full or name in table.primary_key)]
             data["old_record"] = {name: self.old_record.get(name) for name in keep}
-        text = json.dumps(data, separators=(",", ":"), default=str)
+        text = json.dumps(data, separators=(",", ":"), default=_json_default)
         self._payloads[visible] = text
         return text
+
+
+def _json_default(value: Any) -> Any:
+    # Fractional numbers are parsed as Decimal (exact filters); they are sent as JSON numbers.
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return str(value)
 
 
 class ChangeReader:

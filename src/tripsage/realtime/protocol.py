@@ -107,3 +107,64 @@ def system(topic: str, extension: str, message: str, status: str = "ok", join_re
 def close(topic: str, join_ref: str | None = None) -> Frame:
     # Phoenix sends phx_close with ref = join_ref; V1 clients (realtime-py) always have a null join_ref.
     return Frame(topic, CLOSE, {}, join_ref, join_ref)
+
+
+# -- V2 binary frames (realtime-js >= 2.91 sends broadcasts this way) ------------------------------------------------
+
+USER_BROADCAST_PUSH = 3  # client -> server
+USER_BROADCAST = 4  # server -> client
+BINARY_ENCODING = 0
+JSON_ENCODING = 1
+
+
+@dataclass(frozen=True)
+class UserBroadcast:
+    """A broadcast as the V2 binary frames carry it: the user event, its payload (raw bytes, or JSON text when
+    `encoding` is JSON) and optional metadata (JSON text)."""
+
+    topic: str
+    event: str
+    payload: bytes
+    encoding: int
+    meta: str = ""
+    ref: str | None = None
+    join_ref: str | None = None
+
+    def json_payload(self) -> Any:
+        return json.loads(self.payload) if self.encoding == JSON_ENCODING else None
+
+
+def decode_binary(data: bytes) -> UserBroadcast:
+    """A kind-3 frame: kind, join_ref_len, ref_len, topic_len, event_len, meta_len, encoding, then the fields."""
+    if len(data) < 7 or data[0] != USER_BROADCAST_PUSH:
+        raise ProtocolError("unsupported binary frame")
+    join_ref_len, ref_len, topic_len, event_len, meta_len, encoding = data[1:7]
+    if encoding not in (BINARY_ENCODING, JSON_ENCODING):
+        raise ProtocolError("unknown payload encoding")
+    offset = 7
+    fields = []
+    for length in (join_ref_len, ref_len, topic_len, event_len, meta_len):
+        if offset + length > len(data):
+            raise ProtocolError("truncated binary frame")
+        try:
+            fields.append(data[offset : offset + length].decode())
+        except UnicodeDecodeError as error:
+            raise ProtocolError("header fields must be UTF-8") from error
+        offset += length
+    join_ref, ref, topic, event, meta = fields
+    payload = data[offset:]
+    if encoding == JSON_ENCODING:
+        try:
+            json.loads(payload)
+        except (ValueError, RecursionError) as error:
+            raise ProtocolError(f"malformed JSON payload: {error}") from error
+    return UserBroadcast(topic, event, payload, encoding, meta, ref or None, join_ref or None)
+
+
+def encode_user_broadcast(message: UserBroadcast) -> bytes:
+    """A kind-4 frame: kind, topic_len, event_len, meta_len, encoding, then topic, event, meta, payload."""
+    topic, event, meta = message.topic.encode(), message.event.encode(), message.meta.encode()
+    if max(len(topic), len(event), len(meta)) > 255:
+        raise ProtocolError("topic, event and metadata must be at most 255 bytes")
+    header = bytes([USER_BROADCAST, len(topic), len(event), len(meta), message.encoding])
+    return header + topic + event + meta + message.payload
