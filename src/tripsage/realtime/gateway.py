@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from tripsage import queries_for
 from tripsage.db.connector import Database, connect
 from tripsage.exceptions import TripSageError
-from tripsage.realtime import broadcast, filters, presence, protocol, relay
+from tripsage.realtime import broadcast, filters, presence, protocol, relay, rls
 from tripsage.realtime.channels import Channel, ChannelState, Connection
 from tripsage.realtime.limits import Limits
 from tripsage.realtime.postgres_changes import EVENTS, Catalog, Change, ChangeReader
@@ -257,12 +257,29 @@ class Gateway:
                 continue
             self._database_back()
             for change in changes:
+                await self._check_rls(change)
                 self.dispatch(change)
             if len(changes) < self.reader.limit:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
             else:
                 await asyncio.sleep(0)
+
+    async def _check_rls(self, change: Change) -> None:
+        """Per-subscriber RLS checks for a change of a published table without an audience function."""
+        table = self.catalog.tables.get(change.key)
+        subscribers = self.by_table.get(change.key)
+        if change.audience is not None or table is None or not table.rls_enabled or not subscribers:
+            return
+        if change.type == "DELETE":
+            return  # the row is gone: only roles that bypass RLS receive it
+        identities = [
+            c.identity
+            for c in subscribers
+            if not c.identity.bypasses_rls and not self.catalog.bypasses_rls(c.identity.role)
+        ]
+        if identities:
+            change.rls_allowed = await rls.allowed(self.db, change, table, identities)
 
     def dispatch(self, change: Change) -> int:
         """Send one change to every channel allowed to see it; the number of frames queued."""
@@ -312,8 +329,10 @@ class Gateway:
         if identity.bypasses_rls or self.catalog.bypasses_rls(identity.role):
             return True
         if change.audience is None:
-            # A published table without an audience function: only when it has no RLS at all.
-            return not rls_enabled
+            # A published table without an audience function: its RLS checked per subscriber (rls.py).
+            if not rls_enabled:
+                return True
+            return change.rls_allowed is not None and rls.identity_key(identity) in change.rls_allowed
         user = identity.user_id
         return user is not None and user in change.audience
 

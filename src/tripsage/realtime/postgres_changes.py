@@ -102,6 +102,8 @@ class Change:
     record: dict[str, Any] | None
     old_record: dict[str, Any] | None
     audience: frozenset[str] | None
+    # For a table without an audience function: the identities that passed the per-subscriber RLS check.
+    rls_allowed: set[tuple[str, str]] | None = None
     _payloads: dict[frozenset[str], str] = field(default_factory=dict)
 
     @classmethod

@@ -81,32 +81,50 @@ async def test_nothing_is_captured_without_a_live_gateway_and_retention_bounds_t
 async def test_the_publication_is_the_configuration(
     runtime: RunningRuntime, admin: Database, embedded_database: str, closing: list[AsyncRealtimeClient]
 ) -> None:
-    owner = await make_user(admin)
+    """flights is not published by default; once added, its changes flow, authorized by RLS checked per subscriber
+    (it has no audience function); chat_tool_calls, once dropped, is refused."""
+    owner, stranger = await make_user(admin), await make_user(admin)
+    binding = [{"event": "*", "table": "flights", "schema": "public"}]
     async with await psycopg.AsyncConnection.connect(embedded_database, autocommit=True) as conn:
         await conn.execute("ALTER PUBLICATION supabase_realtime ADD TABLE public.flights")
         await conn.execute("ALTER PUBLICATION supabase_realtime DROP TABLE public.chat_tool_calls")
-        service = await subscribe(
-            runtime.base_url, service_key(), "flights", [{"event": "*", "table": "flights", "schema": "public"}]
-        )
-        user = await subscribe(
-            runtime.base_url, user_token(owner), "flights", [{"event": "*", "table": "flights", "schema": "public"}]
-        )
-        closing.extend([service.client, user.client])
+        service = await subscribe(runtime.base_url, service_key(), "flights", binding)
+        mine = await subscribe(runtime.base_url, user_token(owner), "flights", binding)
+        theirs = await subscribe(runtime.base_url, user_token(stranger), "flights", binding)
+        closing.extend([service.client, mine.client, theirs.client])
         trip = (await (await conn.execute(ADD_TRIP, [owner, "flying"])).fetchone())[0]  # type: ignore[index]
-        await conn.execute(
-            "INSERT INTO flights (trip_id, origin, destination, departure_date, price) "
-            "VALUES (%s, 'LIS', 'OSL', '2026-01-01', 100)",
-            [trip],
-        )
-        await eventually(lambda: len(service.changes) == 1)
-        assert service.changes[0]["data"]["record"]["origin"] == "LIS"
-        # flights has RLS but no audience function: only roles that bypass RLS receive it.
-        assert user.changes == []
+        flight = (
+            await (
+                await conn.execute(
+                    "INSERT INTO flights (trip_id, origin, destination, departure_date, price) "
+                    "VALUES (%s, 'LIS', 'OSL', '2026-01-01', 100) RETURNING id",
+                    [trip],
+                )
+            ).fetchone()
+        )[0]  # type: ignore[index]
+        # RLS is checked against the row as it is when the gateway reads the change (as Supabase does): each step
+        # waits for the previous one to arrive, so the row still exists when it is checked.
+        await eventually(lambda: [c["data"]["type"] for c in mine.changes] == ["INSERT"])
+        await conn.execute("UPDATE flights SET price = 120 WHERE id = %s", [flight])
+        await eventually(lambda: [c["data"]["type"] for c in mine.changes] == ["INSERT", "UPDATE"])
+        await conn.execute("DELETE FROM flights WHERE id = %s", [flight])
+        await eventually(lambda: [c["data"]["type"] for c in service.changes] == ["INSERT", "UPDATE", "DELETE"])
+        assert mine.changes[1]["data"]["record"]["price"] == 120
+        assert theirs.changes == []
         triggers = (
             "SELECT array_agg(tgrelid::regclass::text ORDER BY 1) FROM pg_trigger WHERE tgname = 'A_realtime_capture'"
         )
         tables = (await (await conn.execute(triggers)).fetchone())[0]  # type: ignore[index]
         assert "flights" in tables and "chat_tool_calls" not in tables
+        refused = await subscribe(
+            runtime.base_url,
+            service_key(),
+            "tool-calls",
+            [{"event": "*", "table": "chat_tool_calls", "schema": "public"}],
+            wait_postgres=False,
+        )
+        closing.append(refused.client)
+        await eventually(lambda: any(s.get("status") == "error" for s in refused.systems) or bool(refused.states[1:]))
 
 
 async def test_bad_claims_of_one_subscriber_do_not_stall_the_others(
