@@ -268,16 +268,103 @@ def cleanup_section(full: bool) -> str:
         cluster.close()
 
 
-def run(full: bool) -> str:
-    sections = [f"_Machine: {machine()}._", delay_section(full), cleanup_section(full)]
+# -- 3. failover ---------------------------------------------------------------------------------------------------
+
+
+def leader_of(replicas: list[Replica]) -> Replica | None:
+    import json
+    import urllib.request
+
+    for replica in replicas:
+        try:
+            with urllib.request.urlopen(f"{replica.base_url}/health", timeout=5) as response:
+                if json.loads(response.read())["components"]["scheduler"].get("leader"):
+                    return replica
+        except OSError:
+            continue
+    return None
+
+
+def failover_section(kills: int) -> str:
+    cluster = Cluster()
+    cluster.start()
+    log_dir = Path(tempfile.mkdtemp(prefix="tsg-bench-failover-"))
+    key = new_encryption_key()
+    replicas = [
+        Replica(cluster.url, key, extra_env={"TRIPSAGE_DATA_DIR": str(log_dir / f"r{i}")}) for i in range(kills + 1)
+    ]
+    takeovers: list[float] = []
+    try:
+        for replica in replicas:
+            replica.start(log_dir)
+        for replica in replicas:
+            replica.wait_healthy()
+        with psycopg.connect(cluster.url, autocommit=True) as conn:
+            conn.execute("SELECT cron.schedule('failover', '1 seconds', 'SELECT pg_sleep(60)')")
+            for _ in range(kills):
+                deadline = time.monotonic() + 60
+                runid = None
+                while runid is None and time.monotonic() < deadline:
+                    row = conn.execute(
+                        "SELECT runid FROM cron.job_run_details WHERE status = 'running' ORDER BY runid DESC LIMIT 1"
+                    ).fetchone()
+                    runid = row[0] if row else None
+                    time.sleep(0.05)
+                leader = leader_of(replicas)
+                assert leader is not None and runid is not None
+                killed_at = conn.execute("SELECT clock_timestamp()").fetchone()[0]  # type: ignore[index]
+                leader.kill9()
+                while time.monotonic() < deadline:
+                    row = conn.execute(
+                        "SELECT end_time FROM cron.job_run_details WHERE runid = %s AND return_message = "
+                        "'server restarted'",
+                        (runid,),
+                    ).fetchone()
+                    if row:
+                        takeovers.append((row[0] - killed_at).total_seconds())
+                        break
+                    time.sleep(0.01)
+            conn.execute("SELECT cron.unschedule('failover')")
+    finally:
+        for replica in replicas:
+            replica.stop()
+        cluster.close()
+    figures = ", ".join(f"{t:.2f}" for t in takeovers)
+    return "\n".join(
+        [
+            "## Scheduler: failover",
+            "",
+            f"{kills + 1} `tripsage serve` replicas (embedded server); a `1 seconds` job running `pg_sleep(60)`; "
+            "kill -9 of the leader, then of the next one. Takeover = the interrupted run marked failed "
+            "('server restarted') by the new leader - the kill.",
+            "",
+            "| kills | takeover s (each) | max s | goal |",
+            "|---|---|---|---|",
+            f"| {len(takeovers)} | {figures} | {max(takeovers, default=float('nan')):.2f} | <= 5 |",
+        ]
+    )
+
+
+SECTIONS = ("delay", "cleanup", "failover")
+
+
+def run(full: bool, only: tuple[str, ...] = SECTIONS) -> str:
+    sections = [f"_Machine: {machine()}._"]
+    if "delay" in only:
+        sections.append(delay_section(full))
+    if "cleanup" in only:
+        sections.append(cleanup_section(full))
+    if "failover" in only:
+        sections.append(failover_section(2))
     return "\n\n".join(sections)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="minute ticks on both schedulers, 1M-row cleanup")
+    parser.add_argument("--only", nargs="*", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     args = parser.parse_args()
-    print(run(args.full))
+    print(run(args.full, tuple(args.only)))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -62,6 +63,7 @@ class SchedulerComponent:
         self._schedules: dict[int, tuple[str, cron.Schedule]] = {}
         self._prepared: dict[int, tuple[Job, asyncio.Task[Session]]] = {}  # per job: a session opened ahead
         self._closing: set[asyncio.Task[None]] = set()
+        self._runids: dict[int, asyncio.Task[None]] = {}  # runs in progress in this process
 
     def routes(self) -> Sequence[BaseRoute]:
         return []
@@ -159,7 +161,8 @@ class SchedulerComponent:
         for _job, session in self._prepared.values():
             self._discard(session)
         self._prepared = {}
-        for row in await db.fetch_all(Q["interrupted_runs"]):
+        ours = [runid for runid, task in self._runids.items() if not task.done()]
+        for row in await db.fetch_all(Q["interrupted_runs"], {"ours": ours}):
             log.warning("scheduler: run %s was interrupted; marked failed (server restarted)", row["runid"])
         resume = {r["jobid"]: r["tick"] for r in await db.fetch_all(Q["last_ticks"])}
         started = datetime.now(UTC)
@@ -179,12 +182,17 @@ class SchedulerComponent:
                 checked = time.monotonic()
             now = datetime.now(UTC)
             next_due: float | None = None  # seconds until the loop has something to do
+            claims = []
             for job in jobs.values():
-                due, upcoming = self._due(job, now)
+                due, _ = self._due(job, now)
                 for tick in due[:-1]:  # several ticks due at once (a stall): the last one runs, the others are skipped
                     await self._skip(job, tick)
                 if due:
-                    await self._claim(job, due[-1])
+                    claims.append(self._claim(job, due[-1]))
+            # Jobs due at the same tick are claimed together, not one round trip after another.
+            await asyncio.gather(*claims)
+            for job in jobs.values():
+                upcoming = self._upcoming(job)
                 if upcoming is None:
                     continue
                 until = (upcoming - datetime.now(UTC)).total_seconds()
@@ -253,6 +261,14 @@ class SchedulerComponent:
             cursor = tick
             self._cursor[job.jobid] = tick
 
+    def _upcoming(self, job: Job) -> datetime | None:
+        """The job's next tick after its cursor (None for @reboot, a schedule that never fires, or no cursor)."""
+        cursor = self._cursor.get(job.jobid)
+        parsed = self._parsed(job)
+        if parsed.reboot or cursor is None:
+            return None
+        return cron.next_tick(parsed, cursor, self.runtime.settings.cron_timezone)
+
     async def _skip(self, job: Job, tick: datetime) -> None:
         await self.runtime.database.execute(Q["skip_tick"], {"jobid": job.jobid, "tick": tick})
         self.ticks_skipped += 1
@@ -289,6 +305,8 @@ class SchedulerComponent:
         self.runtime.metrics.scheduler_delay.observe(max(0.0, (row["start_time"] - tick).total_seconds()))
         task = asyncio.create_task(self._run(job, row["runid"], session), name=f"scheduler-run-{row['runid']}")
         self._running[job.jobid] = task
+        self._runids[row["runid"]] = task
+        task.add_done_callback(functools.partial(self._forget_run, row["runid"]))
 
     def _prepare(self, job: Job) -> None:
         """Open the session of the job's next run now (it is due within PREPARE_AHEAD), unless it is running."""
@@ -316,6 +334,9 @@ class SchedulerComponent:
         closing = asyncio.get_running_loop().create_task(close())
         self._closing.add(closing)
         closing.add_done_callback(self._closing.discard)
+
+    def _forget_run(self, runid: int, _task: asyncio.Task[None]) -> None:
+        self._runids.pop(runid, None)
 
     async def _run(self, job: Job, runid: int, session: asyncio.Task[Session] | None = None) -> None:
         try:

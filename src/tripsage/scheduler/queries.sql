@@ -29,12 +29,13 @@ SELECT jobid, max(tick) AS tick FROM cron.job_tick GROUP BY jobid;
 SELECT pg_postmaster_start_time() AS started;
 
 -- name: interrupted_runs
--- Runs left unfinished by a leader that is gone: marked failed as pg_cron does at startup, and their backends
+-- Runs left unfinished by a leader that is gone (not this process's own, still running after it re-took the lock):
+-- marked failed as pg_cron does at startup, and their backends
 -- (if still alive, e.g. a long statement whose client was killed) terminated so they cannot overlap a new run.
 WITH marked AS (
     UPDATE cron.job_run_details
     SET status = 'failed', return_message = 'server restarted', end_time = clock_timestamp()
-    WHERE status IN ('starting', 'connecting', 'sending', 'running')
+    WHERE status IN ('starting', 'connecting', 'sending', 'running') AND runid <> ALL (%(ours)s::bigint[])
     RETURNING runid, job_pid
 )
 SELECT m.runid, m.job_pid,
