@@ -93,7 +93,7 @@ class Gateway:
 
     async def stop(self) -> None:
         for connection in list(self.connections):
-            connection.close(1001)
+            connection.close(1012)  # service restart: clients reconnect (to another replica), unlike after 1001
         for task in [*self._tasks, *self._spawned]:
             task.cancel()
         for task in [*self._tasks, *self._spawned]:
