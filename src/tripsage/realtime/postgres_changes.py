@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 Q = queries_for("tripsage.realtime")
 
 READ_LIMIT = 2000  # changes per read
+MAX_RECORD_BYTES = 1024 * 1024  # a larger payload is sent as Supabase does: Error 413 and the small fields only
+SMALL_FIELD_BYTES = 64
 EVENTS = ("*", "INSERT", "UPDATE", "DELETE")
 
 
@@ -154,6 +156,17 @@ class Change:
             keep = [name for name, _ in table.columns if name in visible and (full or name in table.primary_key)]
             data["old_record"] = {name: self.old_record.get(name) for name in keep}
         text = json.dumps(data, separators=(",", ":"), default=_json_default)
+        if len(text) > MAX_RECORD_BYTES:
+            # As Supabase: the error, and only the fields of at most 64 bytes (the key, typically).
+            for key in ("record", "old_record"):
+                if key in data:
+                    data[key] = {
+                        name: value
+                        for name, value in data[key].items()
+                        if len(json.dumps(value, default=_json_default)) <= SMALL_FIELD_BYTES
+                    }
+            data["errors"] = ["Error 413: Payload Too Large"]
+            text = json.dumps(data, separators=(",", ":"), default=_json_default)
         self._payloads[visible] = text
         return text
 

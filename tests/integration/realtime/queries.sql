@@ -27,3 +27,9 @@ WITH gateway AS (
 )
 INSERT INTO tripsage_realtime.presence (topic, key, phx_ref, gateway_id, meta)
 SELECT %(topic)s, 'ghost', 'ghost-ref', id, '{"from": "a dead replica"}' FROM gateway
+
+-- name: add_big_trip
+-- A trip whose notes make its row over 1 MiB as JSON.
+INSERT INTO public.trips (user_id, name, destination, start_date, end_date, notes)
+VALUES (%(user_id)s, 'big', 'X', '2026-01-01', '2026-01-02', ARRAY(SELECT repeat('n', 1000) FROM generate_series(1, 1500)))
+RETURNING id

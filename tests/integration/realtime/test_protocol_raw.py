@@ -314,3 +314,21 @@ async def test_too_many_messages_per_second_stops_the_channels(socket: ClientCon
         "status": "error",
     }
     assert (await receive(socket, "phx_close"))["topic"] == "realtime:busy"
+
+
+async def test_a_record_over_1_mib_is_sent_with_error_413_and_its_small_fields(
+    socket: ClientConnection, admin: Database
+) -> None:
+    owner = await make_user(admin)
+    binding = [{"event": "INSERT", "schema": "public", "table": "trips"}]
+    await send(socket, "realtime:big", "phx_join", join_payload(binding))
+    await receive(socket, "system")
+    trip = await admin.fetch_value(queries_for("tests.integration.realtime")["add_big_trip"], {"user_id": owner})
+    async with asyncio.timeout(RECEIVE):
+        while True:
+            frame = json.loads(await socket.recv())
+            if frame["event"] == "postgres_changes":
+                break
+    data = frame["payload"]["data"]
+    assert data["errors"] == ["Error 413: Payload Too Large"]
+    assert data["record"]["id"] == trip and "notes" not in data["record"]
