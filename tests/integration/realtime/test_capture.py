@@ -159,3 +159,28 @@ async def test_metrics_count_connections_channels_and_messages(
     await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "counted", "budget": 1})
     await eventually(lambda: len(sub.changes) == 1)
     assert metrics.realtime_messages.labels(kind="postgres_changes")._value.get() == sent_before + 1
+
+
+async def test_writes_made_as_the_user_under_rls_are_captured(
+    runtime: RunningRuntime, admin: Database, embedded_database: str, closing: list[AsyncRealtimeClient]
+) -> None:
+    """The app writes as `authenticated` (PostgREST): the capture trigger and audience functions run for it too."""
+    owner = await make_user(admin)
+    sub = await subscribe(
+        runtime.base_url, user_token(owner), "as-user", [{"event": "*", "table": "trips", "schema": "public"}]
+    )
+    closing.append(sub.client)
+    async with await psycopg.AsyncConnection.connect(embedded_database) as conn:
+        await conn.execute("SET ROLE authenticated")
+        await conn.execute(
+            "SELECT set_config('request.jwt.claims', %s, false)", [f'{{"sub": "{owner}", "role": "authenticated"}}']
+        )
+        await conn.execute(
+            "INSERT INTO trips (user_id, name, destination, start_date, end_date)"
+            " VALUES (%s, 'mine', 'X', '2026-01-01', '2026-01-02')",
+            [owner],
+        )
+        await conn.execute("UPDATE trips SET name = 'still mine' WHERE user_id = %s", [owner])
+        await conn.execute("DELETE FROM trips WHERE user_id = %s", [owner])
+        await conn.commit()
+    await eventually(lambda: [c["data"]["type"] for c in sub.changes] == ["INSERT", "UPDATE", "DELETE"])
