@@ -48,7 +48,17 @@ class Settings(BaseSettings):
     # Set by `tripsage up`: point the seed webhook configs trip_events/ai_processing at this runtime and activate them.
     webhook_point_seed: bool = Field(default=False, validation_alias="TRIPSAGE_WEBHOOK_POINT_SEED")
     smtp_url: str | None = Field(default=None, validation_alias=AliasChoices("SMTP_URL", "TRIPSAGE_SMTP_URL"))
+    smtp_from: str = Field(
+        default="TripSage <no-reply@tripsage.local>", validation_alias=AliasChoices("SMTP_FROM", "TRIPSAGE_SMTP_FROM")
+    )
     openai_api_key: str | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    # Embeddings: "local" (sentence-transformers, all-MiniLM-L6-v2, CPU) or "openai" (an OpenAI-compatible API).
+    embedding_provider: Literal["local", "openai"] = Field(
+        default="local", validation_alias="TRIPSAGE_EMBEDDING_PROVIDER"
+    )
+    openai_embedding_model: str = Field(
+        default="text-embedding-3-small", validation_alias="TRIPSAGE_OPENAI_EMBEDDING_MODEL"
+    )
     openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
     log_level: str = Field(default="info", validation_alias="TRIPSAGE_LOG_LEVEL")
     # How often each replica writes its per-process figures (realtime latency, function calls) to system_metrics.

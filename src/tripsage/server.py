@@ -120,6 +120,9 @@ def default_components(settings: Settings) -> list[Component]:
     from tripsage.realtime.component import RealtimeComponent
 
     components.append(RealtimeComponent())
+    from tripsage.functions.component import FunctionsComponent
+
+    components.append(FunctionsComponent())
     return components
 
 

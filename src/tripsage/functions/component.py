@@ -1,0 +1,143 @@
+"""The functions component: the two endpoints, the embedding provider, and the email sender that drains
+functions.email_outbox (claims with SKIP LOCKED and a lease, so any number of replicas may send)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from starlette.routing import BaseRoute, Route
+
+from tripsage import queries_for
+from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider, LocalProvider, provider_from_settings
+from tripsage.exceptions import DatabaseError
+from tripsage.functions import ai_processing, trip_events
+from tripsage.functions.app import Context, FunctionEndpoint, not_found
+from tripsage.functions.email import Email, Mailer, SmtpConfig
+
+if TYPE_CHECKING:
+    from tripsage.server import Runtime
+
+log = logging.getLogger(__name__)
+Q = queries_for("tripsage.functions")
+
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MAIL_POLL_INTERVAL = 2.0  # seconds between looks for due emails when nothing wakes the sender
+MAIL_BATCH = 20  # emails claimed at once
+MAIL_LEASE = 120.0  # seconds an email in flight stays claimed
+MAIL_MAX_ATTEMPTS = 8
+MAIL_RETRY_BASE = 10.0  # seconds; doubled per attempt, capped at an hour
+ERROR_BACKOFF = 1.0  # seconds after a database error
+
+
+class FunctionsComponent:
+    name = "functions"
+
+    def __init__(self, *, provider: EmbeddingProvider | None = None) -> None:
+        self.trip_events = FunctionEndpoint("trip-events", "trip_events", trip_events.HANDLERS, users_allowed=False)
+        self.ai_processing = FunctionEndpoint(
+            "ai-processing", "ai_processing", ai_processing.HANDLERS, users_allowed=True
+        )
+        self.provider = provider
+        self.mailer: Mailer | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.emails_sent = 0
+        self.emails_failed = 0
+
+    def routes(self) -> Sequence[BaseRoute]:
+        return [
+            Route("/functions/v1/trip-events", self.trip_events.handle, methods=ALL_METHODS),
+            Route("/functions/v1/ai-processing", self.ai_processing.handle, methods=ALL_METHODS),
+            Route("/functions/v1/{name}", not_found, methods=ALL_METHODS),
+        ]
+
+    async def start(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        if self.provider is None:
+            self.provider = provider_from_settings(settings)
+        if settings.smtp_url:
+            self.mailer = Mailer(SmtpConfig.parse(settings.smtp_url), settings.smtp_from)
+        else:
+            log.warning("SMTP_URL is not set: functions write notifications but send no email")
+        context = Context(runtime.database, self.provider, self.mailer is not None, self._wake.set)
+        for endpoint in (self.trip_events, self.ai_processing):
+            endpoint.runtime = runtime
+            endpoint.context = context
+        self._stopping = False
+        if self.mailer is not None:
+            self._tasks = [asyncio.create_task(self._mail_loop(runtime), name="functions-mail")]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self.provider is not None:
+            await self.provider.close()
+
+    def health(self) -> dict[str, Any]:
+        provider = self.provider
+        report: dict[str, Any] = {
+            "status": "ok",
+            "email": "smtp" if self.mailer is not None else "disabled (SMTP_URL not set)",
+            "emails_sent": self.emails_sent,
+            "emails_failed": self.emails_failed,
+        }
+        if provider is not None:
+            report["embedding_model"] = provider.model
+            if isinstance(provider, LocalProvider):
+                report["embedding_model_loaded"] = provider.loaded
+        return report
+
+    async def _mail_loop(self, runtime: Runtime) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                claimed = await self.send_due(runtime)
+            except DatabaseError as error:
+                log.warning("email outbox: %s", error)
+                await asyncio.sleep(ERROR_BACKOFF)
+                continue
+            if claimed >= MAIL_BATCH:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=MAIL_POLL_INTERVAL)
+
+    async def send_due(self, runtime: Runtime) -> int:
+        """Send one batch of due emails; the number claimed."""
+        assert self.mailer is not None
+        rows = await runtime.database.fetch_all(Q["claim_emails"], {"limit": MAIL_BATCH, "lease_s": MAIL_LEASE})
+        await asyncio.gather(*(self._send(runtime, row) for row in rows))
+        return len(rows)
+
+    async def _send(self, runtime: Runtime, row: dict[str, Any]) -> None:
+        assert self.mailer is not None
+        item = Email(row["recipient"], row["subject"], row["body_text"], row["body_html"])
+        try:
+            await self.mailer.send(item, message_key=row["dedupe_key"])
+        except Exception as error:  # every SMTP or network failure is retried the same way
+            self.emails_failed += 1
+            delay = min(3600.0, MAIL_RETRY_BASE * 2 ** (row["attempts"] - 1))
+            result = await runtime.database.fetch_one(
+                Q["email_failed"],
+                {"id": row["id"], "max_attempts": MAIL_MAX_ATTEMPTS, "delay_s": delay, "error": str(error)[:500]},
+            )
+            level = logging.ERROR if result and result["status"] == "dead" else logging.WARNING
+            log.log(
+                level, "email %s to %s failed (attempt %s): %s", row["id"], row["recipient"], row["attempts"], error
+            )
+            return
+        self.emails_sent += 1
+        await runtime.database.execute(Q["email_sent"], {"id": row["id"]})
+
+
+__all__ = ["EmbeddingError", "FunctionsComponent"]

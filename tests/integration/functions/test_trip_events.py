@@ -1,0 +1,290 @@
+"""trip-events on the real runtime: signed and JWT callers, notifications, emails received by a real SMTP server,
+idempotent redelivery, the dispatcher end to end, and the HTTP contract (CORS, 405, 400/401/403)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+from tests.integration.functions.conftest import (
+    Smtp,
+    create_trip,
+    create_user,
+    event_body,
+    functions_runtime,
+    post,
+    secrets_of,
+    signed_headers,
+    sql,
+)
+from tests.runtime import TEST_JWT_SECRET
+from tripsage import jwt
+
+
+async def test_collaborator_added_notifies_and_emails_once_per_webhook_id(
+    tmp_path: Path, database: str, smtp: Smtp
+) -> None:
+    async with functions_runtime(tmp_path, database, smtp_url=smtp.url, smtp_from="TripSage <trips@example.org>") as rt:
+        db = rt.runtime.database
+        owner, _ = await create_user(db, "Olivia")
+        guest, guest_email = await create_user(db, "Gustav")
+        trip = await create_trip(db, owner)
+        data = {"trip_id": trip, "user_id": guest, "permission_level": "edit", "added_by": owner, "actor_id": owner}
+        body = event_body("trip.collaborator.added", data)
+        headers = signed_headers(body, await secrets_of(rt, "trip_events"), message_id="msg_added_1")
+        url = rt.base_url + "/functions/v1/trip-events"
+
+        status, answer = await post(url, body, headers)
+        assert status == 200, answer
+        assert answer == {"success": True, "event": "trip.collaborator.added", "notifications": 1, "emails": 1}
+        (message,) = await smtp.mailbox.wait_for(guest_email)
+        assert message["Subject"] == "You've been added to Kyoto in autumn"
+        assert message["From"] == "TripSage <trips@example.org>"
+        text = message.get_body(("plain",))
+        html = message.get_body(("html",))
+        assert text is not None and html is not None
+        assert "Olivia added you" in text.get_content() and "Kyoto" in text.get_content()
+        assert "edit" in text.get_content()
+        assert "<strong>Kyoto in autumn</strong>" in html.get_content()
+
+        # The same message again (a redelivery, even with a new timestamp): the stored answer, nothing new.
+        again = signed_headers(body, await secrets_of(rt, "trip_events"), message_id="msg_added_1")
+        status, answer = await post(url, body, again)
+        assert status == 200 and answer["duplicate"] is True and answer["notifications"] == 1
+        rows = await sql(db, "SELECT type, message, metadata FROM notifications WHERE user_id = %(u)s", {"u": guest})
+        assert len(rows) == 1 and rows[0]["type"] == "trip_collaboration_invite"
+        assert rows[0]["metadata"]["trip_name"] == "Kyoto in autumn"
+        outbox_rows = await sql(db, "SELECT status FROM functions.email_outbox")
+        assert [r["status"] for r in outbox_rows] == ["sent"]
+        assert len(smtp.mailbox.to(guest_email)) == 1
+        (call,) = [s for s in rt.runtime.metrics.function_calls.collect()[0].samples if s.labels["status"] == "200"][:1]
+        assert call.value >= 2
+
+
+async def test_collaborator_updated_and_removed_and_owner_told_of_admin_share(
+    tmp_path: Path, database: str, smtp: Smtp
+) -> None:
+    async with functions_runtime(tmp_path, database, smtp_url=smtp.url) as rt:
+        db = rt.runtime.database
+        owner, owner_email = await create_user(db, "Olivia")
+        admin, _ = await create_user(db, "Ada")
+        guest, guest_email = await create_user(db, "Gustav")
+        trip = await create_trip(db, owner, name="Lisbon long weekend", destination="Lisbon")
+        secrets = await secrets_of(rt, "trip_events")
+        url = rt.base_url + "/functions/v1/trip-events"
+
+        added = event_body(
+            "trip.collaborator.added",
+            {"trip_id": trip, "user_id": guest, "permission_level": "view", "added_by": admin, "actor_id": admin},
+        )
+        status, answer = await post(url, added, signed_headers(added, secrets))
+        assert (status, answer["notifications"], answer["emails"]) == (200, 2, 2)
+        (to_owner,) = await smtp.mailbox.wait_for(owner_email)
+        assert to_owner["Subject"] == "Gustav joined Lisbon long weekend"
+
+        updated = event_body(
+            "trip.collaborator.updated",
+            {
+                "trip_id": trip,
+                "user_id": guest,
+                "permission_level": "admin",
+                "old_permission_level": "view",
+                "actor_id": owner,
+            },
+        )
+        status, answer = await post(url, updated, signed_headers(updated, secrets))
+        assert (status, answer["notifications"]) == (200, 1)
+        removed = event_body(
+            "trip.collaborator.removed",
+            {"trip_id": trip, "user_id": guest, "permission_level": "admin", "actor_id": owner},
+        )
+        status, answer = await post(url, removed, signed_headers(removed, secrets))
+        assert (status, answer["notifications"]) == (200, 1)
+        messages = await smtp.mailbox.wait_for(guest_email, 3)
+        subjects = sorted(m["Subject"] for m in messages)
+        assert subjects == [
+            "You were removed from Lisbon long weekend",
+            "You've been added to Lisbon long weekend",
+            "Your access to Lisbon long weekend changed",
+        ]
+        kinds = await sql(db, "SELECT type FROM notifications WHERE user_id = %(u)s ORDER BY id", {"u": guest})
+        assert [k["type"] for k in kinds] == [
+            "trip_collaboration_invite",
+            "trip_collaboration_updated",
+            "trip_collaboration_removed",
+        ]
+
+
+async def test_dispatcher_to_function_end_to_end(tmp_path: Path, database: str, smtp: Smtp) -> None:
+    """A collaborator row and a confirmed booking, through the triggers, the outbox and the real dispatcher."""
+    async with functions_runtime(tmp_path, database, smtp_url=smtp.url) as rt:
+        db = rt.runtime.database
+        owner, owner_email = await create_user(db, "Olivia")
+        guest, guest_email = await create_user(db, "Gustav")
+        trip = await create_trip(db, owner)
+        await sql(
+            db,
+            "UPDATE webhook_configs SET url = %(url)s, is_active = true WHERE name = 'trip_events'",
+            {"url": rt.base_url + "/functions/v1/trip-events"},
+        )
+        await sql(
+            db,
+            "INSERT INTO trip_collaborators (trip_id, user_id, permission_level, added_by)"
+            " VALUES (%(t)s, %(u)s, 'view', %(o)s)",
+            {"t": trip, "u": guest, "o": owner},
+        )
+        await sql(
+            db,
+            "INSERT INTO bookings (trip_id, user_id, booking_type, status)"
+            " VALUES (%(t)s, %(o)s, 'flight', 'confirmed')",
+            {"t": trip, "o": owner},
+        )
+        (invite,) = await smtp.mailbox.wait_for(guest_email)
+        assert invite["Subject"] == "You've been added to Kyoto in autumn"
+        (confirmed,) = await smtp.mailbox.wait_for(owner_email)
+        assert confirmed["Subject"] == "Booking confirmed for Kyoto in autumn"
+        logs = await sql(
+            db,
+            "SELECT l.response_status FROM webhook_logs l JOIN webhook_configs c ON c.id = l.webhook_config_id"
+            " WHERE c.name = 'trip_events'",
+        )
+        assert logs and all(row["response_status"] == 200 for row in logs)
+        booking_notes = await sql(db, "SELECT type FROM notifications WHERE user_id = %(o)s", {"o": owner})
+        assert [n["type"] for n in booking_notes] == ["booking_confirmed"]
+
+
+async def test_api_key_expiring_emails_once(tmp_path: Path, database: str, smtp: Smtp) -> None:
+    async with functions_runtime(tmp_path, database, smtp_url=smtp.url) as rt:
+        db = rt.runtime.database
+        user, address = await create_user(db, "Kim")
+        service = jwt.api_key(TEST_JWT_SECRET, "service_role")
+        data = {
+            "api_key_id": 7,
+            "user_id": user,
+            "service_name": "openai",
+            "key_name": "main",
+            "expires_at": "2027-03-01T09:30:00+00:00",
+        }
+        url = rt.base_url + "/functions/v1/trip-events"
+        for message_id in ("msg_k1", "msg_k2"):  # two deliveries (a re-run of the job): one email
+            body = event_body("api_key.expiring", data)
+            status, answer = await post(
+                url, body, signed_headers(body, await secrets_of(rt, "trip_events"), message_id=message_id)
+            )
+            assert status == 200, answer
+        body = event_body("api_key.expiring", data)
+        status, answer = await post(url, body, {"Authorization": f"Bearer {service}"})
+        assert (status, answer["emails"]) == (200, 0)
+        (message,) = await smtp.mailbox.wait_for(address)
+        assert message["Subject"] == "Your openai API key expires soon"
+        assert "2027-03-01 09:30 UTC" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_without_smtp_notifications_only(tmp_path: Path, embedded_database: str) -> None:
+    async with functions_runtime(tmp_path, embedded_database) as rt:
+        db = rt.runtime.database
+        owner, _ = await create_user(db, "Olivia")
+        guest, _ = await create_user(db, "Gustav")
+        trip = await create_trip(db, owner)
+        body = event_body("trip.collaborator.added", {"trip_id": trip, "user_id": guest, "permission_level": "view"})
+        status, answer = await post(
+            rt.base_url + "/functions/v1/trip-events", body, signed_headers(body, await secrets_of(rt, "trip_events"))
+        )
+        assert (status, answer["notifications"], answer["emails"]) == (200, 1, 0)
+        assert await sql(db, "SELECT id FROM functions.email_outbox") == []
+        (functions,) = [c for c in rt.runtime.components if c.name == "functions"]
+        assert functions.health()["email"].startswith("disabled")
+
+
+async def test_http_contract(tmp_path: Path, embedded_database: str) -> None:
+    async with functions_runtime(tmp_path, embedded_database) as rt:
+        db = rt.runtime.database
+        owner, _ = await create_user(db, "Olivia")
+        guest, _ = await create_user(db, "Gustav")
+        trip = await create_trip(db, owner)
+        url = rt.base_url + "/functions/v1/trip-events"
+        secrets = await secrets_of(rt, "trip_events")
+        good = event_body("trip.collaborator.added", {"trip_id": trip, "user_id": guest, "permission_level": "view"})
+        service = jwt.api_key(TEST_JWT_SECRET, "service_role")
+        anon = jwt.api_key(TEST_JWT_SECRET, "anon")
+        user = jwt.user_token(TEST_JWT_SECRET, owner)
+        wrong_secret = jwt.api_key("another-projects-secret-0123456789-abcdefgh", "service_role")
+
+        async with aiohttp.ClientSession() as session:
+            async with session.options(
+                url, headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"}
+            ) as r:
+                assert r.status == 204
+                assert r.headers["Access-Control-Allow-Origin"] == "*"
+                assert "webhook-signature" in r.headers["Access-Control-Allow-Headers"]
+            async with session.get(url) as r:
+                assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
+                assert r.headers["Allow"] == "POST, OPTIONS"
+            async with session.post(rt.base_url + "/functions/v1/nope", data=good) as r:
+                assert r.status == 404 and (await r.json())["error"]["code"] == "function_not_found"
+
+        cases: list[tuple[bytes, dict[str, str], int, str]] = [
+            (good, {}, 401, "missing_credentials"),
+            (good, {"Authorization": "Bearer not-a-jwt"}, 401, "invalid_jwt"),
+            (good, {"Authorization": f"Bearer {wrong_secret}"}, 401, "invalid_jwt"),
+            (good, {"Authorization": f"Bearer {anon}"}, 403, "role_not_allowed"),
+            (good, {"Authorization": f"Bearer {user}"}, 403, "role_not_allowed"),
+            (
+                good,
+                signed_headers(good, ["whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkwMTI="]),
+                401,
+                "invalid_signature",
+            ),
+            (good, signed_headers(good, secrets, at=int(time.time()) - 301), 401, "webhook_timestamp_out_of_range"),
+            (good, {**signed_headers(good, secrets), "webhook-signature": "v1,AAAA"}, 401, "invalid_signature"),
+            (b"{not json", {"Authorization": f"Bearer {service}"}, 400, "invalid_json"),
+            (b"[1, 2]", {"Authorization": f"Bearer {service}"}, 400, "invalid_body"),
+            (b'{"data": {}}', {"Authorization": f"Bearer {service}"}, 400, "invalid_body"),
+            (event_body("trip.exploded", {}), {"Authorization": f"Bearer {service}"}, 400, "unknown_event"),
+            (
+                event_body("trip.collaborator.added", {"trip_id": "7", "user_id": guest, "permission_level": "view"}),
+                {"Authorization": f"Bearer {service}"},
+                400,
+                "invalid_data",
+            ),
+            (
+                event_body("trip.collaborator.added", {"trip_id": trip, "user_id": "bob", "permission_level": "view"}),
+                {"Authorization": f"Bearer {service}"},
+                400,
+                "invalid_data",
+            ),
+            (
+                event_body("trip.collaborator.added", {"trip_id": trip, "user_id": guest, "permission_level": "god"}),
+                {"Authorization": f"Bearer {service}"},
+                400,
+                "invalid_data",
+            ),
+            (
+                event_body("booking.confirmed", {"trip_id": trip}),
+                {"Authorization": f"Bearer {service}"},
+                400,
+                "invalid_data",
+            ),
+            (
+                b'{"type": "booking.confirmed", "data": {"pad": "' + b"x" * (1024 * 1024) + b'"}}',
+                {"Authorization": f"Bearer {service}"},
+                400,
+                "body_too_large",
+            ),
+        ]
+        for body, headers, expected_status, expected_code in cases:
+            status, answer = await post(url, body, headers)
+            assert (status, answer["error"]["code"]) == (expected_status, expected_code), (headers, body[:80], answer)
+            assert answer["error"]["message"]
+        # Nothing was written by any refused request.
+        assert await sql(db, "SELECT id FROM notifications") == []
+
+        # A service_role caller: accepted; with an Idempotency-Key, answered once.
+        key = {"Authorization": f"Bearer {service}", "Idempotency-Key": str(uuid.uuid4())}
+        first = await post(url, good, key)
+        second = await post(url, good, key)
+        assert first[0] == second[0] == 200 and first[1]["notifications"] == 1 and second[1]["duplicate"] is True
+        assert len(await sql(db, "SELECT id FROM notifications")) == 1
