@@ -75,6 +75,9 @@ class RealtimeComponent:
             )
             await websocket.send_denial_response(JSONResponse({"error": message}, 401))
             return
+        if len(gateway.connections) >= gateway.limits.connections:
+            await websocket.send_denial_response(JSONResponse({"error": "Too many connected users"}, 429))
+            return
         await websocket.accept()
         connection = Connection(gateway, websocket, identity, vsn)
         gateway.connections.add(connection)

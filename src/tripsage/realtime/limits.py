@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Limits:
+    connections: int = 10000  # sockets per runtime process; more get HTTP 429 "Too many connected users"
     channels_per_socket: int = 100
     events_per_second: int = 500  # frames a socket may send per second (heartbeats included)
     joins_per_second: int = 100

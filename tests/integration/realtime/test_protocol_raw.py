@@ -4,6 +4,7 @@ leave/phx_close, bad filters and bad input (an error reply or a system error, ne
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +17,7 @@ from tests.integration.realtime.conftest import anon_key, make_user, service_key
 from tests.runtime import RunningRuntime
 from tripsage import jwt, queries_for
 from tripsage.db.connector import Database
+from tripsage.realtime.component import RealtimeComponent
 
 RECEIVE = 10.0  # seconds: bound on waiting for a frame
 
@@ -332,3 +334,19 @@ async def test_a_record_over_1_mib_is_sent_with_error_413_and_its_small_fields(
     data = frame["payload"]["data"]
     assert data["errors"] == ["Error 413: Payload Too Large"]
     assert data["record"]["id"] == trip and "notes" not in data["record"]
+
+
+async def test_too_many_connected_users(runtime: RunningRuntime) -> None:
+    component = next(c for c in runtime.runtime.components if isinstance(c, RealtimeComponent))
+    assert component.gateway is not None
+    original = component.gateway.limits
+    component.gateway.limits = dataclasses.replace(original, connections=1)
+    try:
+        async with websockets.connect(ws_url(runtime, service_key())):
+            with pytest.raises(websockets.InvalidStatus) as failure:
+                async with websockets.connect(ws_url(runtime, service_key())):
+                    pass
+            assert failure.value.response.status_code == 429
+            assert json.loads(failure.value.response.body) == {"error": "Too many connected users"}
+    finally:
+        component.gateway.limits = original
