@@ -25,13 +25,13 @@ async def test_refreshed_token_keeps_the_channel_alive(
     runtime: RunningRuntime, admin: Database, closing: list[AsyncRealtimeClient]
 ) -> None:
     owner = await make_user(admin)
-    sub = await subscribe(runtime.base_url, user_token(owner, lifetime=3), "refreshing", TRIPS)
+    sub = await subscribe(runtime.base_url, user_token(owner, lifetime=6), "refreshing", TRIPS)
     closing.append(sub.client)
     await sub.client.set_auth(user_token(owner, lifetime=3600))
     first = await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "before", "budget": 1})
     await eventually(lambda: len(sub.changes) == 1)
     # Past the first token's expiry the channel is still joined and still delivers.
-    await asyncio.sleep(4)
+    await asyncio.sleep(7)  # past the first token's expiry
     assert not any(s.get("status") == "error" for s in sub.systems)
     second = await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "after", "budget": 1})
     await eventually(lambda: len(sub.changes) == 2)
@@ -43,7 +43,7 @@ async def test_expired_token_closes_the_channel_as_supabase_does(
     runtime: RunningRuntime, admin: Database, closing: list[AsyncRealtimeClient]
 ) -> None:
     owner = await make_user(admin)
-    sub = await subscribe(runtime.base_url, user_token(owner, lifetime=2), "expiring", TRIPS)
+    sub = await subscribe(runtime.base_url, user_token(owner, lifetime=4), "expiring", TRIPS)
     closing.append(sub.client)
     await eventually(lambda: sub.channel.is_closed, message=f"still open; systems: {sub.systems}")
     await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "unseen", "budget": 1})
