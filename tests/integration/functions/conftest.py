@@ -25,6 +25,7 @@ from tests.conftest import free_port
 from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 from tripsage.db.connector import Database
 from tripsage.db.vault import keyring
+from tripsage.functions.component import FunctionsComponent
 from tripsage.webhooks import outbox, signing
 
 
@@ -78,6 +79,11 @@ async def functions_runtime(tmp_path: Path, database: str, **overrides: object) 
     settings = runtime_settings(tmp_path, webhook_allow_hosts="127.0.0.1", **overrides)
     async with running_runtime(settings, database) as running:
         yield running
+
+
+def functions_component(running: RunningRuntime) -> FunctionsComponent:
+    (component,) = [c for c in running.runtime.components if isinstance(c, FunctionsComponent)]
+    return component
 
 
 async def sql(db: Database, text: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:

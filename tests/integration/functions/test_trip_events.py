@@ -14,6 +14,7 @@ from tests.integration.functions.conftest import (
     create_trip,
     create_user,
     event_body,
+    functions_component,
     functions_runtime,
     post,
     secrets_of,
@@ -195,8 +196,7 @@ async def test_without_smtp_notifications_only(tmp_path: Path, embedded_database
         )
         assert (status, answer["notifications"], answer["emails"]) == (200, 1, 0)
         assert await sql(db, "SELECT id FROM functions.email_outbox") == []
-        (functions,) = [c for c in rt.runtime.components if c.name == "functions"]
-        assert functions.health()["email"].startswith("disabled")
+        assert functions_component(rt).health()["email"].startswith("disabled")
 
 
 async def test_http_contract(tmp_path: Path, embedded_database: str) -> None:
