@@ -96,3 +96,25 @@ async def test_collaborator_receives_changes_of_the_shared_trip(
     await admin.execute(Q["update_trip_name"], {"id": trip, "name": "Rome and Naples"})
     await eventually(lambda: len(sub.changes) >= 1)
     assert [c["data"]["record"]["name"] for c in sub.changes] == ["Rome and Naples"]
+
+
+async def test_supabase_py_client_receives_changes(runtime: RunningRuntime, admin: Database) -> None:
+    """supabase-py pointed at the runtime (its realtime client at <url>/realtime/v1), unmodified."""
+    from supabase import acreate_client
+
+    owner = await make_user(admin)
+    client = await acreate_client(runtime.base_url, service_key())
+    await client.realtime.set_auth(user_token(owner))
+    got: list[dict[str, object]] = []
+    systems: list[dict[str, object]] = []
+    channel = client.channel("supabase-py")
+    channel.on_postgres_changes("INSERT", callback=got.append, schema="public", table="trips")
+    channel.on_system(lambda payload: systems.append(dict(payload)))
+    await channel.subscribe()
+    try:
+        await eventually(lambda: any(s.get("message") == "Subscribed to PostgreSQL" for s in systems))
+        trip = await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "via supabase-py", "budget": 3})
+        await eventually(lambda: len(got) == 1)
+        assert got[0]["data"]["record"]["id"] == trip  # type: ignore[index]
+    finally:
+        await client.remove_all_channels()
