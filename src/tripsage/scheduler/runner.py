@@ -4,6 +4,7 @@ The outcome goes to cron.job_run_details: the command tag of the last statement,
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -110,9 +111,13 @@ async def execute(
     conn: Session | None = None
     try:
         conn = await (session or open_session(base_url, job, default_timeout_s, application_name))
-        await db.execute(Q["run_started"], {"runid": runid, "pid": conn.info.backend_pid})
-        # The command as one query string, with no parameters: the simple protocol, like pg_cron's PQsendQuery.
-        cursor = await conn.execute(job.command.encode())
+        # 'running' (and start_time) is recorded while the command is sent, not one round trip before it.
+        started = asyncio.ensure_future(db.execute(Q["run_started"], {"runid": runid, "pid": conn.info.backend_pid}))
+        try:
+            # The command as one query string, with no parameters: the simple protocol, like pg_cron's PQsendQuery.
+            cursor = await conn.execute(job.command.encode())
+        finally:
+            await started
         status, message = "succeeded", cursor.statusmessage or ""
     except psycopg.Error as error:
         # PostgreSQL's own message, as pg_cron records it.
