@@ -48,7 +48,7 @@ class EmbeddingProvider(Protocol):
 
 def to_pgvector(vector: Sequence[float]) -> str:
     """pgvector's text form of a vector."""
-    return "[" + ",".join(repr(float(x)) for x in vector) + "]"
+    return "[" + ",".join(map(repr, map(float, vector))) + "]"
 
 
 def local_model_path() -> str:
@@ -108,7 +108,8 @@ class LocalProvider:
             )
         except Exception as error:
             raise EmbeddingError(f"the embedding model failed: {error}") from error
-        return [[float(x) for x in row] for row in vectors]
+        result: list[list[float]] = vectors.tolist()
+        return result
 
     async def load(self) -> None:
         """Load the model now (in a thread), instead of on the first request."""
