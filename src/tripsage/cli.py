@@ -297,6 +297,9 @@ def _register_capabilities() -> None:
     from tripsage.scheduler.cli import app as jobs_app
 
     app.add_typer(jobs_app, name="jobs")
+    from tripsage.functions.cli import app as functions_app
+
+    app.add_typer(functions_app, name="functions")
 
 
 _register_capabilities()

@@ -31,6 +31,9 @@ MAIL_LEASE = 120.0  # seconds an email in flight stays claimed
 MAIL_MAX_ATTEMPTS = 8
 MAIL_RETRY_BASE = 10.0  # seconds; doubled per attempt, capped at an hour
 ERROR_BACKOFF = 1.0  # seconds after a database error
+RETENTION_INTERVAL = 3600.0  # seconds between retention passes
+RETENTION = 30 * 24 * 3600.0  # seconds idempotency records and sent emails are kept
+RETENTION_BATCH = 10000  # rows deleted per statement
 
 
 class FunctionsComponent:
@@ -69,8 +72,9 @@ class FunctionsComponent:
             endpoint.runtime = runtime
             endpoint.context = context
         self._stopping = False
+        self._tasks = [asyncio.create_task(self._retention_loop(runtime), name="functions-retention")]
         if self.mailer is not None:
-            self._tasks = [asyncio.create_task(self._mail_loop(runtime), name="functions-mail")]
+            self._tasks.append(asyncio.create_task(self._mail_loop(runtime), name="functions-mail"))
 
     async def stop(self) -> None:
         self._stopping = True
@@ -97,6 +101,27 @@ class FunctionsComponent:
             if isinstance(provider, LocalProvider):
                 report["embedding_model_loaded"] = provider.loaded
         return report
+
+    async def prune(self, runtime: Runtime, older_than_s: float = RETENTION) -> int:
+        """Delete idempotency records and sent emails older than the retention; the rows deleted."""
+        deleted = 0
+        for name in ("prune_processed_webhooks", "prune_sent_emails"):
+            while True:
+                count = await runtime.database.execute(
+                    Q[name], {"older_than_s": older_than_s, "limit": RETENTION_BATCH}
+                )
+                deleted += count
+                if count < RETENTION_BATCH:
+                    break
+        return deleted
+
+    async def _retention_loop(self, runtime: Runtime) -> None:
+        while not self._stopping:
+            try:
+                await self.prune(runtime)
+            except DatabaseError as error:
+                log.warning("functions retention: %s", error)
+            await asyncio.sleep(RETENTION_INTERVAL)
 
     async def _mail_loop(self, runtime: Runtime) -> None:
         while not self._stopping:
@@ -126,6 +151,7 @@ class FunctionsComponent:
             await self.mailer.send(item, message_key=row["dedupe_key"])
         except Exception as error:  # every SMTP or network failure is retried the same way
             self.emails_failed += 1
+            runtime.metrics.function_emails.labels(outcome="failed").inc()
             delay = min(3600.0, MAIL_RETRY_BASE * 2 ** (row["attempts"] - 1))
             result = await runtime.database.fetch_one(
                 Q["email_failed"],
@@ -137,6 +163,7 @@ class FunctionsComponent:
             )
             return
         self.emails_sent += 1
+        runtime.metrics.function_emails.labels(outcome="sent").inc()
         await runtime.database.execute(Q["email_sent"], {"id": row["id"]})
 
 

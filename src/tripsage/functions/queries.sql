@@ -127,3 +127,21 @@ RETURNING id, confidence;
 -- Semantic search over one user's memories (public.search_memories, HNSW).
 SELECT id, content, memory_type, metadata, confidence, similarity, created_at
 FROM public.search_memories(%(embedding)s::extensions.vector, %(user_id)s, %(match_count)s, %(filters)s);
+
+-- name: prune_processed_webhooks
+-- Idempotency records older than the retention (a redelivery comes within the dispatcher's ~28 h schedule).
+DELETE FROM functions.processed_webhooks
+WHERE (function_name, webhook_id) IN (
+    SELECT function_name, webhook_id FROM functions.processed_webhooks
+    WHERE processed_at < now() - make_interval(secs => %(older_than_s)s)
+    LIMIT %(limit)s
+);
+
+-- name: prune_sent_emails
+-- Sent emails older than the retention (their dedupe keys are no longer needed).
+DELETE FROM functions.email_outbox
+WHERE id IN (
+    SELECT id FROM functions.email_outbox
+    WHERE status = 'sent' AND sent_at < now() - make_interval(secs => %(older_than_s)s)
+    LIMIT %(limit)s
+);

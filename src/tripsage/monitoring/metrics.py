@@ -66,6 +66,9 @@ class Metrics:
         self.function_calls = Counter(
             "tripsage_function_calls", "Function invocations by function and status", ["function", "status"], registry=r
         )
+        self.function_emails = Counter(
+            "tripsage_function_emails", "Emails sent by the functions by outcome", ["outcome"], registry=r
+        )
         self.scheduler_ticks = Counter(
             "tripsage_scheduler_ticks", "Emulated pg_cron ticks claimed here by outcome", ["outcome"], registry=r
         )
