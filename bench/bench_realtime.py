@@ -224,7 +224,7 @@ async def burst_run(url: str, clients: Clients, trip: int, changes: int) -> tupl
     return total / max(1e-9, clients.last_arrival - first_commit), total
 
 
-async def settle(clients: Clients, quiet: float = 1.0, timeout: float = 120.0) -> None:
+async def settle(clients: Clients, quiet: float = 3.0, timeout: float = 300.0) -> None:
     """Wait until no frame arrived for `quiet` seconds."""
     began = time.perf_counter()
     while time.perf_counter() - began < timeout:

@@ -259,6 +259,9 @@ class Gateway:
             for change in changes:
                 await self._check_rls(change)
                 self.dispatch(change)
+                # Let the socket writers send between changes: a large read must not starve them (frames would
+                # only pile up in the queues, and every client would see a silence).
+                await asyncio.sleep(0)
             if len(changes) < self.reader.limit:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
@@ -282,20 +285,30 @@ class Gateway:
             change.rls_allowed = await rls.allowed(self.db, change, table, identities)
 
     def dispatch(self, change: Change) -> int:
-        """Send one change to every channel allowed to see it; the number of frames queued."""
+        """Send one change to every channel allowed to see it; the number of frames queued.
+
+        Work shared by channels is done once per change: each distinct filter is evaluated once, and each distinct
+        frame (topic, binding ids, visible columns, protocol) is serialized once.
+        """
         subscribers = self.by_table.get(change.key)
         table = self.catalog.tables.get(change.key)
         if not subscribers or table is None:
             return 0
         sent = 0
         row = change.filter_row
+        matches: dict[tuple[filters.Condition, ...], bool] = {}
+        frames: dict[tuple[Any, ...], str] = {}
         for channel in list(subscribers):
             try:
-                matched = [
-                    b
-                    for b in channel.bindings
-                    if b.wants(change.schema, change.table, change.type) and filters.matches(b.conditions, row)
-                ]
+                matched = []
+                for b in channel.bindings:
+                    if not b.wants(change.schema, change.table, change.type):
+                        continue
+                    ok = matches.get(b.conditions)
+                    if ok is None:
+                        ok = matches[b.conditions] = filters.matches(b.conditions, row)
+                    if ok:
+                        matched.append(b)
                 if not matched or not self._may_see(channel, change, table.rls_enabled):
                     continue
                 visible = self.catalog.selectable(channel.identity.role, change.key)
@@ -304,15 +317,16 @@ class Gateway:
                 selects = [b.select for b in matched]
                 if all(select is not None for select in selects):
                     visible = visible & frozenset().union(*(s for s in selects if s is not None))
-                ids = [b.id for b in matched]
-                data = change.data_json(table, visible)
-                payload = '{"data":' + data + ',"ids":' + json.dumps(ids) + "}"
+                ids = tuple(b.id for b in matched)
                 connection = channel.connection
-                connection.push_text(
-                    protocol.encode_raw_push(
+                key = (channel.topic, ids, visible, connection.vsn, channel.join_ref)
+                frame = frames.get(key)
+                if frame is None:
+                    payload = '{"data":' + change.data_json(table, visible) + ',"ids":' + json.dumps(ids) + "}"
+                    frame = frames[key] = protocol.encode_raw_push(
                         channel.topic_json, protocol.POSTGRES_CHANGES, payload, channel.join_ref, connection.vsn
                     )
-                )
+                connection.push_text(frame)
                 sent += 1
             except Exception:  # one subscriber's failure must not stall the others (supabase/realtime#2093)
                 log.exception("realtime: could not deliver change %s to %s", change.id, channel.topic)
@@ -353,7 +367,9 @@ class Gateway:
                         log.info("realtime: publication changed (%s tables)", changed)
                 if time.monotonic() - last_cleanup >= RETENTION / 10:
                     last_cleanup = time.monotonic()
-                    await self.db.fetch_value(Q["cleanup_changes"], {"retention_s": RETENTION, "limit": CLEANUP_BATCH})
+                    params = {"retention_s": RETENTION, "limit": CLEANUP_BATCH}
+                    while await self.db.fetch_value(Q["cleanup_changes"], params) >= CLEANUP_BATCH:
+                        await asyncio.sleep(0)  # a large backlog goes in batches, without holding the loop
                     await self._expire_gateways()
             except TripSageError as error:
                 self._set_database_lost(str(error))

@@ -22,7 +22,7 @@ from tripsage.db.connector import Database
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.realtime")
 
-READ_LIMIT = 2000  # changes per read
+READ_LIMIT = 500  # changes per read (small pages interleave with sending)
 MAX_RECORD_BYTES = 1024 * 1024  # a larger payload is sent as Supabase does: Error 413 and the small fields only
 SMALL_FIELD_BYTES = 64
 EVENTS = ("*", "INSERT", "UPDATE", "DELETE")
@@ -122,7 +122,8 @@ class Change:
             old_record=(
                 json.loads(row["old_record"], parse_float=decimal.Decimal) if row["old_record"] is not None else None
             ),
-            audience=frozenset(u.lower() for u in audience) if audience is not None else None,
+            # '{uuid,uuid,...}' as text: splitting it is much cheaper than decoding a uuid[] of a large trip
+            audience=frozenset(audience[1:-1].split(",")) - {""} if audience is not None else None,
         )
 
     @property

@@ -46,7 +46,7 @@ SELECT h.horizon, c.*
 FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon) h
 LEFT JOIN LATERAL (
     SELECT c.id, c.xid::text AS xid, c.captured_at, c.schema_name, c.table_name, c.type,
-           c.record::text AS record, c.old_record::text AS old_record, c.audience::text[] AS audience
+           c.record::text AS record, c.old_record::text AS old_record, c.audience::text AS audience
     FROM tripsage_realtime.changes c
     WHERE c.xid >= %(horizon)s::xid8 AND c.id > %(after)s
     ORDER BY c.id
