@@ -73,12 +73,18 @@ CREATE FUNCTION public.search_memories(query_embedding extensions.vector, p_user
     AS $$
 DECLARE
     caller uuid := auth.uid();
+    -- pgvector >= 0.8: keep scanning the HNSW graph until match_count rows pass the user filter (without it, a
+    -- user with few memories among many would get fewer results than exist). Restored before returning.
+    previous_scan text := current_setting('hnsw.iterative_scan', true);
 BEGIN
     IF caller IS NOT NULL AND caller IS DISTINCT FROM p_user_id THEN
         RAISE EXCEPTION 'search_memories: a user may only search their own memories' USING ERRCODE = 'insufficient_privilege';
     END IF;
     IF match_count IS NULL OR match_count < 1 OR match_count > 200 THEN
         RAISE EXCEPTION 'search_memories: match_count must be between 1 and 200' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF previous_scan IS NOT NULL THEN
+        PERFORM set_config('hnsw.iterative_scan', 'strict_order', true);
     END IF;
     RETURN QUERY
     SELECT m.id, m.content, m.memory_type, m.metadata, m.confidence, 1 - (m.embedding OPERATOR(extensions.<=>) query_embedding),
@@ -93,6 +99,9 @@ BEGIN
            OR 1 - (m.embedding OPERATOR(extensions.<=>) query_embedding) >= (filters ->> 'min_similarity')::double precision)
     ORDER BY m.embedding OPERATOR(extensions.<=>) query_embedding
     LIMIT match_count;
+    IF previous_scan IS NOT NULL THEN
+        PERFORM set_config('hnsw.iterative_scan', previous_scan, true);
+    END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION public.search_memories(extensions.vector, uuid, integer, jsonb) FROM PUBLIC;

@@ -11,31 +11,45 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from tripsage import queries_for
 from tripsage.ai import preferences
-from tripsage.ai.embeddings import EmbeddingProvider, to_pgvector
+from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider, to_pgvector
 from tripsage.db.connector import Database
-from tripsage.functions.app import Call, Context, Handler, field_text, field_uuid, require_own, unit_of_work
+from tripsage.functions.app import (
+    Call,
+    Context,
+    Handler,
+    acknowledge_test_event,
+    field_text,
+    field_uuid,
+    require_own,
+    unit_of_work,
+)
 from tripsage.functions.errors import BadRequest
 
 Q = queries_for("tripsage.functions")
-BATCH_SIZE = 64  # memories per read-embed-write step
+BATCH_SIZE = 512  # memories per read-encode-write step (the model encodes them in its own batches of 64)
 MAX_IDS = 10_000  # memory ids one event may list
 REINFORCE_WEIGHT = 0.5  # share of the gap to 1 that a repeat with confidence 1 closes
 
 
 async def _write_batch(db: Database, model: str, rows: list[dict[str, Any]], vectors: list[list[float]]) -> int:
+    dimensions = {len(vector) for vector in vectors}
+    if len(dimensions) != 1 or len(vectors) != len(rows):
+        raise EmbeddingError(f"the provider returned {len(vectors)} vectors of sizes {sorted(dimensions)}")
     return await db.execute(
         Q["store_embeddings"],
         {
             "model": model,
             "ids": [row["id"] for row in rows],
             "contents": [row["content"] for row in rows],
-            "embeddings": [to_pgvector(vector) for vector in vectors],
+            "embeddings": list(itertools.chain.from_iterable(vectors)),
+            "dim": dimensions.pop(),
         },
     )
 
@@ -224,4 +238,5 @@ async def search(
 HANDLERS: dict[str, Handler] = {
     "memory.generate.embedding": generate_embedding,
     "chat.message.process": process_chat_message,
+    "test.webhook": acknowledge_test_event,
 }

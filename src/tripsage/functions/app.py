@@ -267,6 +267,11 @@ async def not_found(request: Request) -> Response:
     return error_response(404, "function_not_found", f'no function "{name}" (trip-events, ai-processing)')
 
 
+async def acknowledge_test_event(context: Context, call: Call) -> dict[str, Any]:
+    """`tripsage webhooks test NAME` (the test.webhook event): acknowledged, nothing written."""
+    return {"received": True}
+
+
 # -- helpers for handlers: the data's fields, with clear 400s ---------------------------------------------------
 
 

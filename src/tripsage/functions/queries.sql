@@ -78,10 +78,14 @@ ORDER BY id
 LIMIT %(limit)s;
 
 -- name: store_embeddings
--- Vectors of one batch; a memory embedded meanwhile, or whose content changed since it was read, is left alone.
+-- Vectors of one batch, sent as one flat float array (binary: no text formatting or parsing of the floats), row n's
+-- vector being elements (n-1)*dim+1 .. n*dim. A memory embedded meanwhile, or whose content changed since it was
+-- read, is left alone.
 UPDATE public.memories m
-SET embedding = v.embedding::extensions.vector, embedding_model = %(model)s, embedded_at = now()
-FROM unnest(%(ids)s::bigint[], %(contents)s::text[], %(embeddings)s::text[]) AS v (id, content, embedding)
+SET embedding = ((%(embeddings)b::float4[])[(v.n - 1) * %(dim)s + 1 : v.n * %(dim)s])::extensions.vector,
+    embedding_model = %(model)s,
+    embedded_at = now()
+FROM unnest(%(ids)s::bigint[], %(contents)s::text[]) WITH ORDINALITY AS v (id, content, n)
 WHERE m.id = v.id AND m.embedding IS NULL AND m.content = v.content;
 
 -- name: chat_session

@@ -13,7 +13,17 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from tripsage.functions import templates
-from tripsage.functions.app import Call, Context, Handler, Work, field_int, field_text, field_uuid, unit_of_work
+from tripsage.functions.app import (
+    Call,
+    Context,
+    Handler,
+    Work,
+    acknowledge_test_event,
+    field_int,
+    field_text,
+    field_uuid,
+    unit_of_work,
+)
 from tripsage.functions.errors import BadRequest
 
 PERMISSIONS = ("view", "edit", "admin")
@@ -261,4 +271,5 @@ HANDLERS: dict[str, Handler] = {
     "trip.collaborator.removed": collaborator_event,
     "booking.confirmed": booking_confirmed,
     "api_key.expiring": api_key_expiring,
+    "test.webhook": acknowledge_test_event,
 }

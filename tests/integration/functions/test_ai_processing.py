@@ -339,3 +339,41 @@ async def test_dispatcher_delivers_embedding_and_chat_events(tmp_path: Path, emb
             )
         }
         assert values == {"hiking", "budget"}
+
+
+async def test_search_finds_a_users_few_memories_among_many_through_the_index(tmp_path: Path, database: str) -> None:
+    """HNSW filtered by user: the iterative scan keeps going until the user's rows are found."""
+    places = ["Kyoto", "Lisbon", "Patagonia", "Marrakech", "Iceland", "Bali", "Hanoi", "Oaxaca", "Vienna", "Istanbul"]
+    things = [
+        "street food",
+        "old temples",
+        "surfing",
+        "wine bars",
+        "museums",
+        "long hikes",
+        "night markets",
+        "jazz clubs",
+        "cooking classes",
+        "hot springs",
+    ]
+    crowd = [f"Wants {thing} in {place} on trip {n}" for n in range(4) for place in places for thing in things]
+    async with functions_runtime(tmp_path, database) as rt:
+        db = rt.runtime.database
+        user, _ = await create_user(db, "Mia")
+        others, _ = await create_user(db, "Crowd")
+        await add_memories(db, others, crowd)
+        await add_memories(db, user, MEMORIES[:3])
+        await ai_processing.embed_pending(db, shared_local_provider())
+        vector = to_pgvector((await shared_local_provider().embed(["food in Kyoto"]))[0])
+        async with db.transaction() as conn:
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            await conn.execute("SET LOCAL hnsw.ef_search = 10")
+            cursor = await conn.execute(
+                "SELECT content FROM public.search_memories(%(v)s::extensions.vector, %(u)s, 5)",
+                {"v": vector, "u": user},
+            )
+            found = [row["content"] for row in await cursor.fetchall()]
+            cursor = await conn.execute("SELECT current_setting('hnsw.iterative_scan') AS mode")
+            mode = (await cursor.fetchone() or {})["mode"]
+        assert sorted(found) == sorted(MEMORIES[:3])
+        assert mode == "off"  # the caller's setting is restored

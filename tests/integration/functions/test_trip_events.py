@@ -3,6 +3,7 @@ idempotent redelivery, the dispatcher end to end, and the HTTP contract (CORS, 4
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -288,3 +289,31 @@ async def test_http_contract(tmp_path: Path, embedded_database: str) -> None:
         second = await post(url, good, key)
         assert first[0] == second[0] == 200 and first[1]["notifications"] == 1 and second[1]["duplicate"] is True
         assert len(await sql(db, "SELECT id FROM notifications")) == 1
+
+
+async def test_webhooks_test_event_is_acknowledged(tmp_path: Path, embedded_database: str) -> None:
+    """`test_webhook('trip_events')` (what `tripsage webhooks test` sends) reaches the function and succeeds."""
+    async with functions_runtime(tmp_path, embedded_database) as rt:
+        db = rt.runtime.database
+        for name, path in (("trip_events", "trip-events"), ("ai_processing", "ai-processing")):
+            await sql(
+                db,
+                "UPDATE webhook_configs SET url = %(url)s, is_active = true WHERE name = %(name)s",
+                {"url": f"{rt.base_url}/functions/v1/{path}", "name": name},
+            )
+            await sql(db, "SELECT test_webhook(%(name)s)", {"name": name})
+        deadline = time.monotonic() + 30
+        while True:
+            logs = await sql(
+                db,
+                "SELECT c.name, l.response_status FROM webhook_logs l"
+                " JOIN webhook_configs c ON c.id = l.webhook_config_id WHERE l.event_type = 'test.webhook'",
+            )
+            if len(logs) == 2:
+                break
+            assert time.monotonic() < deadline, logs
+            await asyncio.sleep(0.05)
+        assert sorted((log["name"], log["response_status"]) for log in logs) == [
+            ("ai_processing", 200),
+            ("trip_events", 200),
+        ]
