@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     openai_embedding_model: str = Field(
         default="text-embedding-3-small", validation_alias="TRIPSAGE_OPENAI_EMBEDDING_MODEL"
     )
+    # Preference extraction from chat messages: "rules" (built in) or "openai" (an OpenAI-compatible chat model).
+    preference_extractor: Literal["rules", "openai"] = Field(
+        default="rules", validation_alias="TRIPSAGE_PREFERENCE_EXTRACTOR"
+    )
+    openai_chat_model: str = Field(default="gpt-4o-mini", validation_alias="TRIPSAGE_OPENAI_CHAT_MODEL")
     openai_base_url: str = Field(default="https://api.openai.com/v1", validation_alias="OPENAI_BASE_URL")
     log_level: str = Field(default="info", validation_alias="TRIPSAGE_LOG_LEVEL")
     # How often each replica writes its per-process figures (realtime latency, function calls) to system_metrics.

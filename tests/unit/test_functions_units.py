@@ -112,3 +112,24 @@ def test_confidence_follows_wording() -> None:
 
 def test_pgvector_text() -> None:
     assert to_pgvector([0.5, -1, 2e-08]) == "[0.5,-1.0,2e-08]"
+
+
+def test_chat_model_answer_is_validated() -> None:
+    from tripsage.ai.chat_extraction import parse_answer
+
+    found = parse_answer(
+        {
+            "preferences": [
+                {"category": "dietary", "value": " Vegan ", "confidence": 3, "evidence": "vegan"},
+                {"category": "dietary", "value": "vegan", "confidence": 0.4},
+                {"category": "zodiac", "value": "leo", "confidence": 0.9},
+                {"category": "pace", "value": "", "confidence": 0.9},
+                "not an object",
+            ]
+        }
+    )
+    assert [(p.category, p.value, p.confidence) for p in found] == [("dietary", "vegan", 0.95)]
+    with pytest.raises(KeyError):
+        parse_answer({})
+    with pytest.raises(ValueError):
+        parse_answer({"preferences": "vegan"})

@@ -113,7 +113,8 @@ async def process_chat_message(context: Context, call: Call) -> dict[str, Any]:
     user_id = field_uuid(data, "user_id")
     content = field_text(data, "content")
     require_own(call, user_id)
-    found = preferences.extract(content)
+    extractor = context.chat_extractor
+    found = await extractor.extract(content) if extractor is not None else preferences.extract(content)
     summary = "; ".join(f"{p.category.replace('_', ' ')}: {p.value} ({p.confidence:.2f})" for p in found)
     # The embedding is computed before the transaction, so no row lock waits on the model.
     vector = (await context.provider.embed([summary]))[0] if found else None
@@ -138,6 +139,7 @@ async def process_chat_message(context: Context, call: Call) -> dict[str, Any]:
                 "metadata": Jsonb(
                     {
                         "context_type": "travel_preferences",
+                        "extractor": extractor.model if extractor is not None else "rules",
                         "message_id": data.get("message_id"),
                         "embedding_model": context.provider.model,
                         "extracted_preferences": [

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tripsage import queries_for
+from tripsage.ai.chat_extraction import ChatPreferenceExtractor, ExtractionError
 from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider
 from tripsage.db.connector import Database, mapped_errors
 from tripsage.db.vault import keyring
@@ -70,6 +71,7 @@ class Context:
     provider: EmbeddingProvider
     email_enabled: bool
     wake_mailer: Callable[[], None] = lambda: None
+    chat_extractor: ChatPreferenceExtractor | None = None  # None: the built-in rules
 
 
 Handler = Callable[[Context, Call], Awaitable[dict[str, Any]]]
@@ -237,6 +239,9 @@ class FunctionEndpoint:
             )
         except FunctionError as error:
             return error_response(error.status, error.code, error.message)
+        except ExtractionError as error:
+            log.warning("%s: preference extraction failed: %s", self.slug, error)
+            return error_response(503, "extraction_failed", str(error))
         except EmbeddingError as error:
             log.warning("%s: embedding failed: %s", self.slug, error)
             return error_response(503, "embedding_failed", str(error))

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import BaseRoute, Route
 
 from tripsage import queries_for
+from tripsage.ai.chat_extraction import ChatPreferenceExtractor
 from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider, LocalProvider, provider_from_settings
-from tripsage.exceptions import DatabaseError
+from tripsage.exceptions import ConfigurationError, DatabaseError
 from tripsage.functions import ai_processing, trip_events
 from tripsage.functions.app import Context, FunctionEndpoint, not_found
 from tripsage.functions.email import Email, Mailer, SmtpConfig
@@ -46,6 +47,7 @@ class FunctionsComponent:
         )
         self.provider = provider
         self.mailer: Mailer | None = None
+        self.chat_extractor: ChatPreferenceExtractor | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -67,7 +69,15 @@ class FunctionsComponent:
             self.mailer = Mailer(SmtpConfig.parse(settings.smtp_url), settings.smtp_from)
         else:
             log.warning("SMTP_URL is not set: functions write notifications but send no email")
-        context = Context(runtime.database, self.provider, self.mailer is not None, self._wake.set)
+        if settings.preference_extractor == "openai":
+            if not settings.openai_api_key:
+                raise ConfigurationError("TRIPSAGE_PREFERENCE_EXTRACTOR=openai needs OPENAI_API_KEY")
+            self.chat_extractor = ChatPreferenceExtractor(
+                api_key=settings.openai_api_key, base_url=settings.openai_base_url, model=settings.openai_chat_model
+            )
+        context = Context(
+            runtime.database, self.provider, self.mailer is not None, self._wake.set, chat_extractor=self.chat_extractor
+        )
         for endpoint in (self.trip_events, self.ai_processing):
             endpoint.runtime = runtime
             endpoint.context = context
@@ -87,6 +97,9 @@ class FunctionsComponent:
         self._tasks = []
         if self.provider is not None:
             await self.provider.close()
+        if self.chat_extractor is not None:
+            await self.chat_extractor.close()
+            self.chat_extractor = None
 
     def health(self) -> dict[str, Any]:
         provider = self.provider
@@ -100,6 +113,7 @@ class FunctionsComponent:
             report["embedding_model"] = provider.model
             if isinstance(provider, LocalProvider):
                 report["embedding_model_loaded"] = provider.loaded
+        report["preference_extractor"] = self.chat_extractor.model if self.chat_extractor is not None else "rules"
         return report
 
     async def prune(self, runtime: Runtime, older_than_s: float = RETENTION) -> int:
