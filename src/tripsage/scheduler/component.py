@@ -172,25 +172,26 @@ class SchedulerComponent:
         jobs = await self._load()
         for job in jobs.values():
             if self._parsed(job).reboot and boot is not None:
-                await self._claim(job, boot)
+                await self._claim([(job, boot)])
         checked = time.monotonic()
         while True:
             self._wake.clear()
-            if time.monotonic() - checked >= POLL_INTERVAL:
-                await lock.execute(Q["ping"].sql)  # still holding the lock: the session is alive
-                jobs = await self._load()
-                checked = time.monotonic()
             now = datetime.now(UTC)
             next_due: float | None = None  # seconds until the loop has something to do
-            claims = []
+            claims: list[tuple[Job, datetime]] = []
             for job in jobs.values():
                 due, _ = self._due(job, now)
                 for tick in due[:-1]:  # several ticks due at once (a stall): the last one runs, the others are skipped
                     await self._skip(job, tick)
                 if due:
-                    claims.append(self._claim(job, due[-1]))
-            # Jobs due at the same tick are claimed together, not one round trip after another.
-            await asyncio.gather(*claims)
+                    claims.append((job, due[-1]))
+            # Jobs due at the same tick are claimed in one statement, not one round trip after another.
+            await self._claim(claims)
+            # The periodic checks come after the due ticks, so they never delay a run.
+            if time.monotonic() - checked >= POLL_INTERVAL:
+                await lock.execute(Q["ping"].sql)  # still holding the lock: the session is alive
+                jobs = await self._load()
+                checked = time.monotonic()
             for job in jobs.values():
                 upcoming = self._upcoming(job)
                 if upcoming is None:
@@ -274,39 +275,49 @@ class SchedulerComponent:
         self.ticks_skipped += 1
         self.runtime.metrics.scheduler_ticks.labels(outcome="skipped").inc()
 
-    async def _claim(self, job: Job, tick: datetime) -> None:
-        running = self._running.get(job.jobid)
-        if running is not None and not running.done():
-            await self._skip(job, tick)
+    async def _claim(self, due: list[tuple[Job, datetime]]) -> None:
+        """Start the runs of these (job, tick) pairs: one statement claims them all (a tick another replica already
+        claimed is left out), then each run starts on its own connection."""
+        wanted: list[tuple[Job, datetime]] = []
+        for job, tick in due:
+            running = self._running.get(job.jobid)
+            if running is not None and not running.done():
+                await self._skip(job, tick)
+            else:
+                wanted.append((job, tick))
+        if not wanted:
             return
-        row = await self.runtime.database.fetch_one(
-            Q["claim_tick"],
+        rows = await self.runtime.database.fetch_all(
+            Q["claim_ticks"],
             {
-                "jobid": job.jobid,
-                "tick": tick,
-                "database": job.database,
-                "username": job.username,
-                "command": job.command,
+                "jobids": [job.jobid for job, _ in wanted],
+                "ticks": [tick for _, tick in wanted],
+                "databases": [job.database for job, _ in wanted],
+                "usernames": [job.username for job, _ in wanted],
+                "commands": [job.command for job, _ in wanted],
             },
         )
-        prepared = self._prepared.pop(job.jobid, None)
-        session: asyncio.Task[Session] | None = None
-        if prepared is not None:
-            if prepared[0] == job:
-                session = prepared[1]
-            else:
-                self._discard(prepared[1])
-        if row is None:  # another replica ran this tick
-            if session is not None:
-                self._discard(session)
-            return
-        self.runs_started += 1
-        self.runtime.metrics.scheduler_ticks.labels(outcome="started").inc()
-        self.runtime.metrics.scheduler_delay.observe(max(0.0, (row["start_time"] - tick).total_seconds()))
-        task = asyncio.create_task(self._run(job, row["runid"], session), name=f"scheduler-run-{row['runid']}")
-        self._running[job.jobid] = task
-        self._runids[row["runid"]] = task
-        task.add_done_callback(functools.partial(self._forget_run, row["runid"]))
+        claimed = {row["jobid"]: row for row in rows}
+        for job, tick in wanted:
+            prepared = self._prepared.pop(job.jobid, None)
+            session: asyncio.Task[Session] | None = None
+            if prepared is not None:
+                if prepared[0] == job:
+                    session = prepared[1]
+                else:
+                    self._discard(prepared[1])
+            row = claimed.get(job.jobid)
+            if row is None:  # another replica ran this tick
+                if session is not None:
+                    self._discard(session)
+                continue
+            runid = row["runid"]
+            self.runs_started += 1
+            self.runtime.metrics.scheduler_ticks.labels(outcome="started").inc()
+            task = asyncio.create_task(self._run(job, runid, tick, session), name=f"scheduler-run-{runid}")
+            self._running[job.jobid] = task
+            self._runids[runid] = task
+            task.add_done_callback(functools.partial(self._forget_run, runid))
 
     def _prepare(self, job: Job) -> None:
         """Open the session of the job's next run now (it is due within PREPARE_AHEAD), unless it is running."""
@@ -338,7 +349,7 @@ class SchedulerComponent:
     def _forget_run(self, runid: int, _task: asyncio.Task[None]) -> None:
         self._runids.pop(runid, None)
 
-    async def _run(self, job: Job, runid: int, session: asyncio.Task[Session] | None = None) -> None:
+    async def _run(self, job: Job, runid: int, tick: datetime, session: asyncio.Task[Session] | None) -> None:
         try:
             outcome = await execute(
                 self.runtime.database,
@@ -350,6 +361,8 @@ class SchedulerComponent:
                 session,
             )
             self.runtime.metrics.scheduler_runs.labels(status=outcome.status).inc()
+            if outcome.started is not None:
+                self.runtime.metrics.scheduler_delay.observe(max(0.0, (outcome.started - tick).total_seconds()))
             if outcome.status == "failed":
                 log.warning("scheduler: job %s (run %s) failed: %s", job.jobname or job.jobid, runid, outcome.message)
         finally:

@@ -43,17 +43,22 @@ SELECT m.runid, m.job_pid,
             THEN pg_terminate_backend(a.pid) ELSE false END AS terminated
 FROM marked m LEFT JOIN pg_stat_activity a ON a.pid = m.job_pid AND a.backend_type = 'client backend';
 
--- name: claim_tick
--- Exactly once per (job, tick) across replicas: the tick's primary key decides; the run row is created with it.
-WITH claimed AS (
+-- name: claim_ticks
+-- Exactly once per (job, tick) across replicas: the tick's primary key decides; each claimed tick's run row is
+-- created in the same statement. Several jobs due at once are claimed together.
+WITH wanted AS (
+    SELECT * FROM unnest(%(jobids)s::bigint[], %(ticks)s::timestamptz[], %(databases)s::text[],
+                         %(usernames)s::text[], %(commands)s::text[]) AS w(jobid, tick, database, username, command)
+), claimed AS (
     INSERT INTO cron.job_tick (jobid, tick, runid, outcome)
-    VALUES (%(jobid)s, %(tick)s, nextval('cron.runid_seq'), 'started')
+    SELECT w.jobid, w.tick, nextval('cron.runid_seq'), 'started' FROM wanted w
     ON CONFLICT (jobid, tick) DO NOTHING
-    RETURNING runid
+    RETURNING jobid, tick, runid
 )
 INSERT INTO cron.job_run_details (runid, jobid, database, username, command, status, start_time)
-SELECT runid, %(jobid)s, %(database)s, %(username)s, %(command)s, 'starting', clock_timestamp() FROM claimed
-RETURNING runid, start_time;
+SELECT c.runid, c.jobid, w.database, w.username, w.command, 'starting', clock_timestamp()
+FROM claimed c JOIN wanted w ON w.jobid = c.jobid AND w.tick = c.tick
+RETURNING jobid, runid;
 
 -- name: skip_tick
 -- The job was still running at this tick: recorded, not queued (pg_cron would queue it without bound).
@@ -61,8 +66,8 @@ INSERT INTO cron.job_tick (jobid, tick, outcome) VALUES (%(jobid)s, %(tick)s, 's
 ON CONFLICT (jobid, tick) DO NOTHING;
 
 -- name: run_started
--- Connected and about to send the command: start_time is now, as pg_cron sets it when a run enters 'running'.
-UPDATE cron.job_run_details SET status = 'running', job_pid = %(pid)s, start_time = clock_timestamp()
+-- The command is being sent: start_time is that moment, as pg_cron sets it when a run enters 'running'.
+UPDATE cron.job_run_details SET status = 'running', job_pid = %(pid)s, start_time = %(started)s
 WHERE runid = %(runid)s AND status IN ('starting', 'connecting');
 
 -- name: run_finished

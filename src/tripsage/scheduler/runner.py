@@ -8,6 +8,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -50,6 +51,7 @@ class Outcome:
     runid: int
     status: str  # succeeded | failed
     message: str
+    started: datetime | None = None  # when the command was sent
 
 
 def database_url(base_url: str, database: str) -> str:
@@ -108,11 +110,16 @@ async def execute(
     """Run `job` (whose run row `runid` exists, status 'starting'), on `session` when one was opened ahead of the
     tick; record and return the outcome."""
     status, message = "failed", ""
+    started_at: datetime | None = None
     conn: Session | None = None
     try:
         conn = await (session or open_session(base_url, job, default_timeout_s, application_name))
-        # 'running' (and start_time) is recorded while the command is sent, not one round trip before it.
-        started = asyncio.ensure_future(db.execute(Q["run_started"], {"runid": runid, "pid": conn.info.backend_pid}))
+        # start_time is when the command is sent, by this process's clock (pg_cron's is its worker's); 'running' is
+        # recorded alongside, not one round trip before it.
+        started_at = datetime.now(UTC)
+        started = asyncio.ensure_future(
+            db.execute(Q["run_started"], {"runid": runid, "pid": conn.info.backend_pid, "started": started_at})
+        )
         try:
             # The command as one query string, with no parameters: the simple protocol, like pg_cron's PQsendQuery.
             cursor = await conn.execute(job.command.encode())
@@ -131,4 +138,4 @@ async def execute(
         await db.execute(Q["run_finished"], {"runid": runid, "status": status, "message": message})
     except DatabaseError:
         log.exception("could not record the outcome of run %s of job %s", runid, job.jobid)
-    return Outcome(runid, status, message)
+    return Outcome(runid, status, message, started_at)
