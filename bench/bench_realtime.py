@@ -49,6 +49,7 @@ GOAL_P99 = 100.0  # ms
 MEMBER_FRACTION = 0.8
 BURST_MESSAGES = 100_000  # frames per throughput burst (per subscriber count)
 BATCH = 50  # rows per transaction in the burst
+HEARTBEAT_INTERVAL = 25.0  # seconds, realtime-py's default
 
 # The baseline relay's trigger (bench only): the row, as JSON, in a NOTIFY.
 BASELINE_SQL = """
@@ -173,7 +174,18 @@ async def connect_gateway(base_url: str, tokens: list[str], trip: int) -> Client
     clients.tasks = [
         asyncio.create_task(clients.reader(i, ws, "postgres_changes")) for i, ws in enumerate(clients.sockets)
     ]
+    clients.tasks.append(asyncio.create_task(heartbeats(clients.sockets)))
     return clients
+
+
+async def heartbeats(sockets: list[Any]) -> None:
+    """Every 25 s, as realtime-py does (the gateway closes a socket silent for 60 s)."""
+    heartbeat = json.dumps({"event": "heartbeat", "payload": {}, "topic": "phoenix", "ref": None})
+    while True:
+        await asyncio.sleep(HEARTBEAT_INTERVAL)
+        for ws in sockets:
+            with contextlib.suppress(Exception):
+                await ws.send(heartbeat)
 
 
 async def connect_relay(port: int, count: int) -> Clients:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import jwt as pyjwt
@@ -32,20 +33,20 @@ class Identity:
     token: str
     claims: dict[str, Any]
 
-    @property
+    @cached_property
     def role(self) -> str:
         return str(self.claims.get("role") or "anon")
 
-    @property
+    @cached_property
     def user_id(self) -> str | None:
         sub = self.claims.get("sub")
         return str(sub).lower() if isinstance(sub, str) and sub else None
 
-    @property
+    @cached_property
     def expires_at(self) -> float:
         return float(self.claims["exp"])
 
-    @property
+    @cached_property
     def bypasses_rls(self) -> bool:
         return self.role in BYPASS_ROLES
 

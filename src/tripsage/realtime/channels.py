@@ -154,6 +154,7 @@ class Connection:
 
     async def _writer(self) -> None:
         metrics = self.gateway.metrics
+        sent_counter = metrics.realtime_messages.labels(kind="sent") if metrics is not None else None
         while True:
             text = await self._outgoing.get()
             if text is None:
@@ -162,8 +163,8 @@ class Connection:
                 await self.websocket.send_bytes(text)
             else:
                 await self.websocket.send_text(text)
-            if metrics is not None:
-                metrics.realtime_messages.labels(kind="sent").inc()
+            if sent_counter is not None:
+                sent_counter.inc()
         with contextlib.suppress(Exception):
             await self.websocket.close(self._closing or CLOSE_NORMAL)
 
