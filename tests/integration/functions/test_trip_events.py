@@ -321,3 +321,25 @@ async def test_webhooks_test_event_is_acknowledged(tmp_path: Path, embedded_data
             ("ai_processing", 200),
             ("trip_events", 200),
         ]
+
+
+async def test_concurrent_deliveries_of_one_webhook_id_do_the_work_once(
+    tmp_path: Path, database: str, smtp: Smtp
+) -> None:
+    async with functions_runtime(tmp_path, database, smtp_url=smtp.url) as rt:
+        db = rt.runtime.database
+        owner, owner_email = await create_user(db, "Olivia")
+        trip = await create_trip(db, owner)
+        body = event_body("booking.confirmed", {"trip_id": trip, "booking_id": 41, "booking_type": "bookings"})
+        secrets = await secrets_of(rt, "trip_events")
+        url = rt.base_url + "/functions/v1/trip-events"
+        answers = await asyncio.gather(
+            *(post(url, body, signed_headers(body, secrets, message_id="msg_same")) for _ in range(8))
+        )
+        assert all(status == 200 for status, _ in answers)
+        assert sum(1 for _, answer in answers if not answer.get("duplicate")) == 1
+        assert all(answer["notifications"] == 1 for _, answer in answers)
+        assert len(await sql(db, "SELECT id FROM notifications")) == 1
+        (message,) = await smtp.mailbox.wait_for(owner_email)
+        assert message["Subject"] == "Booking confirmed for Kyoto in autumn"
+        assert "booking #41" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
