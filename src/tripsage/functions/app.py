@@ -24,7 +24,7 @@ from tripsage.db.connector import Database, mapped_errors
 from tripsage.db.vault import keyring
 from tripsage.exceptions import DatabaseError, TripSageError
 from tripsage.functions import auth
-from tripsage.functions.errors import BadRequest, Forbidden, FunctionError, Unauthorized
+from tripsage.functions.errors import BadRequest, Forbidden, FunctionError
 from tripsage.webhooks import outbox
 
 if TYPE_CHECKING:
@@ -312,6 +312,3 @@ def require_own(call: Call, user_id: str | None) -> None:
     """A user may act only on their own data."""
     if call.caller.kind == "user" and call.caller.user_id != user_id:
         raise Forbidden("a user may only process their own data", code="not_own_data")
-
-
-__all__ = ["Call", "Context", "FunctionEndpoint", "Unauthorized", "Work", "unit_of_work"]

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from tripsage import queries_for
 from tripsage.ai.chat_extraction import ChatPreferenceExtractor
-from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider, LocalProvider, provider_from_settings
+from tripsage.ai.embeddings import EmbeddingProvider, LocalProvider, provider_from_settings
 from tripsage.exceptions import ConfigurationError, DatabaseError
 from tripsage.functions import ai_processing, trip_events
 from tripsage.functions.app import Context, FunctionEndpoint, not_found
@@ -179,6 +179,3 @@ class FunctionsComponent:
         self.emails_sent += 1
         runtime.metrics.function_emails.labels(outcome="sent").inc()
         await runtime.database.execute(Q["email_sent"], {"id": row["id"]})
-
-
-__all__ = ["EmbeddingError", "FunctionsComponent"]
