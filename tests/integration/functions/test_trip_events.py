@@ -24,6 +24,7 @@ from tests.integration.functions.conftest import (
 )
 from tests.runtime import TEST_JWT_SECRET
 from tripsage import jwt
+from tripsage.db.connector import Database
 
 
 async def test_collaborator_added_notifies_and_emails_once_per_webhook_id(
@@ -343,3 +344,24 @@ async def test_concurrent_deliveries_of_one_webhook_id_do_the_work_once(
         (message,) = await smtp.mailbox.wait_for(owner_email)
         assert message["Subject"] == "Booking confirmed for Kyoto in autumn"
         assert "booking #41" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_functions_work_as_service_role(tmp_path: Path, embedded_database: str, smtp: Smtp) -> None:
+    """The runtime connected with TRIPSAGE_DB_ROLE=service_role: contacts, notifications, outbox, idempotency."""
+    async with functions_runtime(tmp_path, embedded_database, smtp_url=smtp.url, db_role="service_role") as rt:
+        db = rt.runtime.database
+        admin = Database(embedded_database, max_size=1)
+        await admin.open()
+        try:
+            owner, _ = await create_user(admin, "Olivia")
+            guest, guest_email = await create_user(admin, "Gustav")
+            trip = await create_trip(admin, owner)
+        finally:
+            await admin.close()
+        body = event_body("trip.collaborator.added", {"trip_id": trip, "user_id": guest, "permission_level": "view"})
+        headers = signed_headers(body, await secrets_of(rt, "trip_events"))
+        status, answer = await post(rt.base_url + "/functions/v1/trip-events", body, headers)
+        assert (status, answer["notifications"], answer["emails"]) == (200, 1, 1), answer
+        await smtp.mailbox.wait_for(guest_email)
+        assert (await sql(db, "SELECT current_user AS role"))[0]["role"] == "service_role"
+        assert await functions_component(rt).prune(rt.runtime) == 0
