@@ -347,6 +347,8 @@ class Connection:
         self.channels[frame.topic] = channel
         self.gateway.attach(channel)
         self.push(protocol.reply(frame.topic, frame.ref, "ok", {"postgres_changes": echoed}, frame.join_ref))
+        if as_bool(broadcast.get("replication_ready", False)):
+            channel.push_system("system", "Replication connection established")
         if channel.presence_enabled:
             await self.gateway.send_presence_state(channel)
         if channel.bindings:

@@ -350,3 +350,16 @@ async def test_too_many_connected_users(runtime: RunningRuntime) -> None:
             assert json.loads(failure.value.response.body) == {"error": "Too many connected users"}
     finally:
         component.gateway.limits = original
+
+
+async def test_replication_ready_system_message(socket: ClientConnection) -> None:
+    payload = join_payload()
+    payload["config"]["broadcast"]["replication_ready"] = True
+    await send(socket, "realtime:ready", "phx_join", payload)
+    assert (await receive(socket))["payload"]["status"] == "ok"
+    assert (await receive(socket, "system"))["payload"] == {
+        "channel": "ready",
+        "extension": "system",
+        "message": "Replication connection established",
+        "status": "ok",
+    }
