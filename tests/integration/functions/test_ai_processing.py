@@ -29,6 +29,7 @@ from tests.integration.functions.conftest import (
 from tests.runtime import TEST_JWT_SECRET
 from tripsage import jwt
 from tripsage.ai.embeddings import LOCAL_MODEL_NAME, shared_local_provider, to_pgvector
+from tripsage.db.connector import Database
 from tripsage.functions import ai_processing
 
 MEMORIES = [
@@ -377,3 +378,25 @@ async def test_search_finds_a_users_few_memories_among_many_through_the_index(tm
             mode = (await cursor.fetchone() or {})["mode"]
         assert sorted(found) == sorted(MEMORIES[:3])
         assert mode == "off"  # the caller's setting is restored
+
+
+async def test_ai_processing_works_as_service_role(tmp_path: Path, embedded_database: str) -> None:
+    async with functions_runtime(tmp_path, embedded_database, db_role="service_role") as rt:
+        admin = Database(embedded_database, max_size=1)
+        await admin.open()
+        try:
+            user, _ = await create_user(admin, "Mia")
+            await add_memories(admin, user, MEMORIES[:2])
+            session = await sql(admin, "INSERT INTO chat_sessions (user_id) VALUES (%(u)s) RETURNING id", {"u": user})
+        finally:
+            await admin.close()
+        url = rt.base_url + "/functions/v1/ai-processing"
+        status, answer = await post(url, event_body("memory.generate.embedding", {}), service_headers())
+        assert (status, answer["embedded"]) == (200, 2), answer
+        chat = {"session_id": str(session[0]["id"]), "user_id": user, "content": "I love beaches, on a budget"}
+        status, answer = await post(url, event_body("chat.message.process", chat), service_headers())
+        assert status == 200 and len(answer["memories"]) == 2, answer
+        results = await ai_processing.search(
+            rt.runtime.database, shared_local_provider(), user, "hiking in Switzerland"
+        )
+        assert results[0]["content"] == MEMORIES[0]
