@@ -4,6 +4,7 @@ idempotent redelivery, the dispatcher end to end, and the HTTP contract (CORS, 4
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import uuid
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.integration.functions.conftest import (
 from tests.runtime import TEST_JWT_SECRET
 from tripsage import jwt
 from tripsage.db.connector import Database
+from tripsage.db.vault import ApiKeyVault, keyring
 
 
 async def test_collaborator_added_notifies_and_emails_once_per_webhook_id(
@@ -365,3 +367,30 @@ async def test_functions_work_as_service_role(tmp_path: Path, embedded_database:
         await smtp.mailbox.wait_for(guest_email)
         assert (await sql(db, "SELECT current_user AS role"))[0]["role"] == "service_role"
         assert await functions_component(rt).prune(rt.runtime) == 0
+
+
+async def test_scheduler_api_key_expiry_reaches_the_owner_by_email(tmp_path: Path, database: str, smtp: Smtp) -> None:
+    """maintenance.monitor_expiring_api_keys (the scheduler's job) -> api_key.expiring -> dispatcher -> email, once."""
+    async with functions_runtime(tmp_path, database, smtp_url=smtp.url) as rt:
+        db = rt.runtime.database
+        user, address = await create_user(db, "Kim")
+        vault = ApiKeyVault(db, keyring(rt.settings))
+        expires = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=3)
+        await vault.create(
+            user_id=user, service_name="duffel", key_name="prod", plaintext="duffel_live_0123456789", expires_at=expires
+        )
+        await sql(
+            db,
+            "UPDATE webhook_configs SET url = %(url)s, is_active = true WHERE name = 'trip_events'",
+            {"url": rt.base_url + "/functions/v1/trip-events"},
+        )
+        first = await sql(db, "SELECT maintenance.monitor_expiring_api_keys() AS result")
+        assert first[0]["result"]["notified"] == 1
+        (message,) = await smtp.mailbox.wait_for(address)
+        assert message["Subject"] == "Your duffel API key expires soon"
+        assert expires.strftime("%Y-%m-%d %H:%M UTC") in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        again = await sql(db, "SELECT maintenance.monitor_expiring_api_keys() AS result")
+        assert again[0]["result"]["notified"] == 0
+        notes = await sql(db, "SELECT type FROM notifications WHERE user_id = %(u)s", {"u": user})
+        assert [n["type"] for n in notes] == ["api_key_expiring"]
+        assert len(smtp.mailbox.to(address)) == 1
