@@ -300,6 +300,9 @@ def _register_capabilities() -> None:
     from tripsage.functions.cli import app as functions_app
 
     app.add_typer(functions_app, name="functions")
+    from tripsage.realtime.cli import app as realtime_app
+
+    app.add_typer(realtime_app, name="realtime")
 
 
 _register_capabilities()

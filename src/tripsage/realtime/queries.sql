@@ -116,3 +116,31 @@ SELECT key, phx_ref, meta::text AS meta FROM tripsage_realtime.presence WHERE to
 -- This gateway stops: its presences go (returned, for the leaves).
 DELETE FROM tripsage_realtime.presence WHERE gateway_id = %(gateway_id)s
 RETURNING topic, key, phx_ref, meta::text AS meta
+
+-- name: status_gateways
+-- The gateways known to the database, newest first, and whether each is alive (capture needs one).
+SELECT g.id::text AS id, g.started_at, g.seen_at, g.seen_at > now() - interval '1 minute' AS alive,
+       (SELECT count(*) FROM tripsage_realtime.presence p WHERE p.gateway_id = g.id) AS presences
+FROM tripsage_realtime.gateways g
+ORDER BY g.started_at DESC
+
+-- name: status_tables
+-- The tables of supabase_realtime: capture trigger installed, audience function known, RLS on.
+SELECT quote_ident(p.schemaname) || '.' || quote_ident(p.tablename) AS table_name,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+               WHERE t.tgrelid = c.oid AND t.tgname = 'A_realtime_capture') AS capture_trigger,
+       p.schemaname = 'public' AND p.tablename IN ('trips', 'trip_collaborators', 'itinerary_items', 'chat_sessions',
+                                                   'chat_messages', 'chat_tool_calls') AS audience_function,
+       c.relrowsecurity AS rls
+FROM pg_catalog.pg_publication_tables p
+JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
+JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+WHERE p.pubname = 'supabase_realtime'
+ORDER BY 1
+
+-- name: status_backlog
+-- Captured changes kept (bounded by the retention) and the age of the oldest, in seconds.
+SELECT count(*) AS changes,
+       coalesce(extract(epoch FROM now() - min(captured_at)), 0)::float8 AS oldest_s,
+       (SELECT count(*) FROM tripsage_realtime.relay) AS relayed
+FROM tripsage_realtime.changes
