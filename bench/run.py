@@ -1,8 +1,9 @@
 """Run every benchmark under bench/ and write one report, bench/RESULTS.md.
 
 Each `bench/bench_*.py` prints Markdown (its tables put each figure beside the baseline measured in the same run);
-this script runs them one after another, stamps the machine and the date, and writes the report. Small sizes by
-default; `--full` asks each benchmark for the issue-sized run.
+this script runs them one after another, then the chaos and soak runs (bench/chaos.py, bench/soak.py) with their
+checks, stamps the machine and the date, and writes the report. Small sizes by default; `--full` asks each for the
+issue-sized run (the full soak alone takes 30 minutes). A failed benchmark or check makes the exit status 1.
 
 Run: .venv/bin/python bench/run.py [--full] [--only NAME ...]   (or `make bench`)
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "RESULTS.md"
-TIMEOUT = 30 * 60  # seconds per benchmark
+TIMEOUT = 45 * 60  # seconds per benchmark (the full soak runs 30 minutes)
 ANCHORS = (
     "Published anchors: pg_net executes up to 200 requests/s (Supabase docs); Supabase Realtime postgres_changes "
     "plateaus at 3,000-4,000 msgs/s with RLS on (Supabase's realtime benchmarks)."
@@ -47,14 +48,17 @@ def main() -> int:
     parser.add_argument("--full", action="store_true", help="issue-sized runs (slow)")
     parser.add_argument("--only", nargs="*", default=None, help="benchmark names, e.g. foundation webhooks")
     args = parser.parse_args()
-    scripts = sorted(BENCH.glob("bench_*.py"))
+    runs = [(script, ["--full"] if args.full else []) for script in sorted(BENCH.glob("bench_*.py"))]
+    # The reliability runs, with their checks: short by default, the issue's size with --full (the soak: 30 min).
+    runs += [(BENCH / "chaos.py", [] if args.full else ["--short"])]
+    runs += [(BENCH / "soak.py", [] if args.full else ["--minutes", "1", "--clients", "40", "--users", "10"])]
     if args.only:
-        scripts = [s for s in scripts if s.stem.removeprefix("bench_") in args.only]
+        runs = [(s, a) for s, a in runs if s.stem.removeprefix("bench_") in args.only]
     started = dt.datetime.now(dt.UTC)
     sections: list[str] = []
     failures = 0
-    for script in scripts:
-        command = [sys.executable, str(script), *(["--full"] if args.full else [])]
+    for script, extra in runs:
+        command = [sys.executable, str(script), *extra]
         print(f"running {script.name} ...", file=sys.stderr, flush=True)
         began = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=BENCH.parent)
@@ -63,7 +67,7 @@ def main() -> int:
             sections.append(result.stdout.strip() + f"\n\n_{script.name} ran in {elapsed:.0f} s._")
         else:
             failures += 1
-            tail = "\n".join(result.stderr.strip().splitlines()[-15:])
+            tail = "\n".join((result.stdout.strip() + "\n" + result.stderr.strip()).splitlines()[-25:])
             sections.append(f"## {script.name}: FAILED (exit {result.returncode})\n\n```\n{tail}\n```")
         print(f"  {script.name}: exit {result.returncode} in {elapsed:.0f} s", file=sys.stderr, flush=True)
     header = (
