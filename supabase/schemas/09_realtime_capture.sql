@@ -11,8 +11,8 @@
 --
 -- The trigger is named "A_realtime_capture" so that it fires before the foreign keys' cascade triggers
 -- ("RI_ConstraintTrigger_..."; triggers fire in name order): a deleted trip's audience is computed while its
--- collaborators still exist, and remembered for the rest of the transaction so that the cascaded deletes of its
--- children go to the same people.
+-- collaborators still exist, and its captured DELETE (same transaction) gives the cascaded deletes of its children
+-- the same audience (tripsage_realtime.deleted_audience).
 
 CREATE SCHEMA tripsage_realtime;
 COMMENT ON SCHEMA tripsage_realtime IS 'TripSage realtime gateway: captured changes and relayed messages';
@@ -32,6 +32,8 @@ CREATE TABLE tripsage_realtime.changes (
 );
 CREATE INDEX changes_xid_idx ON tripsage_realtime.changes (xid);
 CREATE INDEX changes_captured_at_idx ON tripsage_realtime.changes (captured_at);
+CREATE INDEX changes_deleted_idx ON tripsage_realtime.changes (table_name, (old_record ->> 'id'), xid)
+    WHERE type = 'DELETE';
 
 -- Live gateways (one row per runtime process), refreshed every few seconds. Capture is on while one is alive.
 CREATE TABLE tripsage_realtime.gateways (
@@ -67,6 +69,18 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tripsage_realtime T
 -- A row whose parent was deleted earlier in the same transaction (a cascade) gets the audience recorded by the
 -- parent's deletion.
 
+-- The audience captured with the deletion of public.<p_table> row p_id in the current transaction (NULL if none).
+CREATE FUNCTION tripsage_realtime.deleted_audience(p_table text, p_id text) RETURNS uuid[]
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+    SELECT c.audience FROM tripsage_realtime.changes c
+    WHERE c.type = 'DELETE' AND c.table_name = p_table AND (c.old_record ->> 'id') = p_id
+      AND c.xid = pg_current_xact_id() AND c.schema_name = 'public'
+    ORDER BY c.id DESC
+    LIMIT 1
+$$;
+
 -- Members of a trip: its owner and its collaborators (trip_access_level(trip, user) > 0).
 CREATE FUNCTION public.trip_audience(p_trip_id bigint) RETURNS uuid[]
     LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -80,8 +94,7 @@ BEGIN
     END IF;
     SELECT t.user_id INTO owner_id FROM public.trips t WHERE t.id = p_trip_id;
     IF NOT FOUND THEN
-        RETURN coalesce(string_to_array(nullif(current_setting('tripsage_realtime.trips_' || p_trip_id, true), ''),
-                                        ',')::uuid[], '{}');
+        RETURN coalesce(tripsage_realtime.deleted_audience('trips', p_trip_id::text), '{}');
     END IF;
     RETURN ARRAY[owner_id] || ARRAY(SELECT c.user_id FROM public.trip_collaborators c WHERE c.trip_id = p_trip_id);
 END
@@ -130,9 +143,7 @@ DECLARE
 BEGIN
     SELECT * INTO s_row FROM public.chat_sessions s WHERE s.id = p_session_id;
     IF NOT FOUND THEN
-        RETURN coalesce(string_to_array(nullif(current_setting(
-            'tripsage_realtime.chat_sessions_' || replace(p_session_id::text, '-', ''), true), ''), ',')::uuid[],
-            '{}');
+        RETURN coalesce(tripsage_realtime.deleted_audience('chat_sessions', p_session_id::text), '{}');
     END IF;
     RETURN public.chat_sessions_audience(s_row.user_id, s_row.trip_id);
 END
@@ -148,8 +159,7 @@ DECLARE
 BEGIN
     SELECT m.session_id INTO session_id FROM public.chat_messages m WHERE m.id = p_message_id;
     IF NOT FOUND THEN
-        RETURN coalesce(string_to_array(nullif(current_setting('tripsage_realtime.chat_messages_' || p_message_id,
-                                                               true), ''), ',')::uuid[], '{}');
+        RETURN coalesce(tripsage_realtime.deleted_audience('chat_messages', p_message_id::text), '{}');
     END IF;
     RETURN public.chat_messages_audience(session_id);
 END
@@ -193,12 +203,6 @@ BEGIN
         old_row := to_jsonb(OLD);
     END IF;
     who := tripsage_realtime.audience(TG_TABLE_SCHEMA, TG_TABLE_NAME, coalesce(new_row, old_row));
-    IF TG_OP = 'DELETE' AND TG_TABLE_SCHEMA = 'public'
-            AND TG_TABLE_NAME IN ('trips', 'chat_sessions', 'chat_messages') THEN
-        -- Remembered for the cascaded deletes of this row's children later in the transaction.
-        PERFORM set_config('tripsage_realtime.' || TG_TABLE_NAME || '_' || replace(old_row ->> 'id', '-', ''),
-                           coalesce(array_to_string(who, ','), ''), true);
-    END IF;
     INSERT INTO tripsage_realtime.changes (schema_name, table_name, type, record, old_record, audience)
     VALUES (TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_OP, new_row, old_row, who);
     PERFORM pg_notify('tripsage_realtime', '');
@@ -250,7 +254,7 @@ REVOKE ALL ON FUNCTION public.trip_audience(bigint), public.trips_audience(bigin
     public.trip_collaborators_audience(bigint, uuid), public.itinerary_items_audience(bigint),
     public.chat_sessions_audience(uuid, bigint), public.chat_messages_audience(uuid),
     public.chat_tool_calls_audience(bigint), tripsage_realtime.audience(text, text, jsonb),
-    tripsage_realtime.capture(), tripsage_realtime.sync_publication()
+    tripsage_realtime.capture(), tripsage_realtime.sync_publication(), tripsage_realtime.deleted_audience(text, text)
     FROM PUBLIC, anon, authenticated;
 GRANT EXECUTE ON FUNCTION public.trip_audience(bigint), public.trips_audience(bigint, uuid),
     public.trip_collaborators_audience(bigint, uuid), public.itinerary_items_audience(bigint),
