@@ -32,7 +32,7 @@ CREATE TABLE tripsage_realtime.changes (
 );
 CREATE INDEX changes_xid_idx ON tripsage_realtime.changes (xid);
 CREATE INDEX changes_captured_at_idx ON tripsage_realtime.changes (captured_at);
-CREATE INDEX changes_deleted_idx ON tripsage_realtime.changes (table_name, (old_record ->> 'id'), xid)
+CREATE INDEX changes_deleted_idx ON tripsage_realtime.changes (table_name, (old_record ->> 'id'))
     WHERE type = 'DELETE';
 
 -- Live gateways (one row per runtime process), refreshed every few seconds. Capture is on while one is alive.
@@ -69,14 +69,16 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tripsage_realtime T
 -- A row whose parent was deleted earlier in the same transaction (a cascade) gets the audience recorded by the
 -- parent's deletion.
 
--- The audience captured with the deletion of public.<p_table> row p_id in the current transaction (NULL if none).
+-- The audience captured with the deletion of public.<p_table> row p_id (NULL if none). Ids are never reused, so the
+-- deletion found is the one that cascades now; no condition on the transaction id, which would lead the planner to
+-- scan every change of this transaction for each cascaded row.
 CREATE FUNCTION tripsage_realtime.deleted_audience(p_table text, p_id text) RETURNS uuid[]
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = ''
     AS $$
     SELECT c.audience FROM tripsage_realtime.changes c
     WHERE c.type = 'DELETE' AND c.table_name = p_table AND (c.old_record ->> 'id') = p_id
-      AND c.xid = pg_current_xact_id() AND c.schema_name = 'public'
+      AND c.schema_name = 'public'
     ORDER BY c.id DESC
     LIMIT 1
 $$;
