@@ -10,6 +10,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests import servers
+
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
@@ -312,3 +314,25 @@ def test_cleanup_job_run_details(conn: Conn) -> None:
         "running",
         "succeeded",
     ]
+
+
+def test_each_job_runs_in_the_native_pg_cron_database(system_server: servers.Server) -> None:
+    """The same commands, in `postgres` where native pg_cron 1.4.2 schedules them."""
+    with psycopg.connect(system_server.admin_url, autocommit=True) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT jobname FROM cron.job WHERE command LIKE '%%maintenance.%%' OR command LIKE 'VACUUM%%'"
+            ).fetchall()
+        ]
+        assert len(names) == 9
+        results = {name: run_job(conn, name) for name in names}
+    assert results["vacuum-maintenance"] == "VACUUM"
+    assert results["update-table-statistics"] == {"analyzed": 16}
+    assert set(results["cleanup-expired-search-cache"]) == {
+        "search_destinations",
+        "search_flights",
+        "search_hotels",
+        "search_activities",
+    }
+    assert results["monitor-database-health"]["rows"] >= 9
