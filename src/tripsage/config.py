@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     # The emulated scheduler: the timezone of cron schedules (pg_cron's cron.timezone), the default statement timeout.
     cron_timezone: str = Field(default="UTC", validation_alias="TRIPSAGE_CRON_TIMEZONE")
     cron_statement_timeout_s: float = Field(default=600.0, gt=0, validation_alias="TRIPSAGE_CRON_STATEMENT_TIMEOUT")
+    # false: this runtime never runs emulated jobs (other replicas may); e.g. for tests that count rows jobs write.
+    cron_enabled: bool = Field(default=True, validation_alias="TRIPSAGE_CRON_ENABLED")
 
     @field_validator("embedding_dim")
     @classmethod

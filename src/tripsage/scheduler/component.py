@@ -73,6 +73,9 @@ class SchedulerComponent:
         self.mode = str(await runtime.database.fetch_value(Q["cron_mode"]))
         if self.mode != "emulated":  # native pg_cron runs its own jobs; without either there is nothing to run
             return
+        if not runtime.settings.cron_enabled:
+            self.mode = "disabled"
+            return
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
             asyncio.create_task(self._lead(), name="scheduler-leader"),
@@ -102,7 +105,10 @@ class SchedulerComponent:
                 "status": "ok",
                 "emulated": False,
                 "mode": self.mode,
-                "note": "pg_cron runs the jobs" if self.mode == "native" else "no cron schema",
+                "note": {
+                    "native": "pg_cron runs the jobs",
+                    "disabled": "TRIPSAGE_CRON_ENABLED is false: other replicas run the jobs",
+                }.get(self.mode, "no cron schema"),
             }
         alive = all(not t.done() for t in self._tasks)
         return {

@@ -185,3 +185,12 @@ async def test_idle_when_pg_cron_is_native(system_server: servers.Server, tmp_pa
     async with running_runtime(runtime_settings(tmp_path), system_server.admin_url) as running:
         health = scheduler(running).health()
     assert health == {"status": "ok", "emulated": False, "mode": "native", "note": "pg_cron runs the jobs"}
+
+
+async def test_disabled_by_setting(embedded_database: str, tmp_path: Path) -> None:
+    execute(embedded_database, "SELECT cron.schedule('never', '1 seconds', 'SELECT 1')")
+    async with running_runtime(runtime_settings(tmp_path, cron_enabled=False), embedded_database) as running:
+        await asyncio.sleep(2.5)
+        health = scheduler(running).health()
+    assert health["mode"] == "disabled" and health["emulated"] is False
+    assert history(embedded_database, "never") == []
