@@ -46,13 +46,15 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON functions.processed_webhooks, functions.
     TO service_role, tripsage_automation;
 
 -- Email addresses and display names of users (auth.users is not readable by service_role on every platform).
+-- raw_user_meta_data is read through to_jsonb(u): an existing auth schema without that column (not GoTrue's) works too.
 CREATE FUNCTION functions.user_contacts(p_user_ids uuid[])
     RETURNS TABLE (user_id uuid, email text, display_name text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = ''
     AS $$
     SELECT u.id, u.email::text,
-           coalesce(nullif(u.raw_user_meta_data ->> 'full_name', ''), nullif(u.raw_user_meta_data ->> 'name', ''),
+           coalesce(nullif(to_jsonb(u) #>> '{raw_user_meta_data,full_name}', ''),
+                    nullif(to_jsonb(u) #>> '{raw_user_meta_data,name}', ''),
                     split_part(u.email::text, '@', 1))
     FROM auth.users u
     WHERE u.id = ANY (p_user_ids)

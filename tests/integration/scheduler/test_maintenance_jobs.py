@@ -267,16 +267,19 @@ def test_monitor_database_health(conn: Conn) -> None:
         "(1, 'failed', 'old', now() - interval '2 hours', now() - interval '2 hours'), "
         "(1, 'succeeded', 'SELECT 1', now() - interval '5 minutes', now() - interval '5 minutes')"
     )
+    before = scalar(conn, "SELECT coalesce(max(id), 0) FROM system_metrics")  # only this run's rows count
     result = run_job(conn, "monitor-database-health")
     metrics = {
         name: (value, meta)
         for name, value, meta in conn.execute(
             "SELECT metric_name, value, metadata FROM system_metrics WHERE metric_type = 'database'"
-            " AND metric_name <> 'connections'"
+            " AND metric_name <> 'connections' AND id > %s",
+            (before,),
         ).fetchall()
     }
     connections = conn.execute(
-        "SELECT metadata ->> 'state', value FROM system_metrics WHERE metric_name = 'connections'"
+        "SELECT metadata ->> 'state', value FROM system_metrics WHERE metric_name = 'connections' AND id > %s",
+        (before,),
     ).fetchall()
     assert result == {"rows": 8 + len(connections)}
     assert {state for state, _ in connections} >= {"active"}
