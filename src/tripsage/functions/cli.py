@@ -11,10 +11,10 @@ from rich.table import Table
 
 from tripsage import queries_for
 from tripsage.ai.embeddings import provider_from_settings
+from tripsage.cli_support import plain, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.functions import ai_processing
-from tripsage.webhooks.cli import _plain, with_db
 
 Q = queries_for("tripsage.functions")
 app = typer.Typer(help="The functions: embeddings, memory search, the email outbox.", no_args_is_help=True)
@@ -58,7 +58,7 @@ def search(
 
     rows = with_db(work)
     if as_json:
-        print(json.dumps(rows, default=_plain, indent=2))
+        print(json.dumps(rows, default=plain, indent=2))
         return
     table = Table(title=f"memories of {user} nearest to {text!r}")
     for column in ("similarity", "memory_type", "confidence", "content"):
@@ -73,7 +73,7 @@ def emails(as_json: JsonOption = False) -> None:
     """The email outbox by status (pending, sent, dead)."""
     rows = with_db(lambda db: db.fetch_all(Q["email_outbox_status"]))
     if as_json:
-        print(json.dumps(rows, default=_plain, indent=2))
+        print(json.dumps(rows, default=plain, indent=2))
         return
     for row in rows or [{"status": "empty", "emails": 0}]:
         console.print(f"{row['status']}: {row['emails']}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import json
 from typing import Annotated, Any
 
@@ -12,15 +10,9 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
+from tripsage.cli_support import plain
+
 console = Console()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return str(value)
 
 
 def render(status: dict[str, Any]) -> Group:
@@ -92,6 +84,6 @@ def status(
     report = run(main())
     report.pop("health_series", None)
     if as_json:
-        print(json.dumps(report, default=_plain, indent=2))
+        print(json.dumps(report, default=plain, indent=2))
     else:
         console.print(render(report))

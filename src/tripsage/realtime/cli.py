@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tripsage import queries_for
+from tripsage.cli_support import plain
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.exceptions import TripSageError
@@ -20,10 +20,6 @@ Q = queries_for("tripsage.realtime")
 app = typer.Typer(help="The realtime gateway: gateways, published tables, capture.", no_args_is_help=True)
 console = Console()
 errors = Console(stderr=True)
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.datetime) else str(value)
 
 
 async def _status(url: str) -> dict[str, Any]:
@@ -51,7 +47,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     if as_json:
-        print(json.dumps(report, default=_plain, indent=2))
+        print(json.dumps(report, default=plain, indent=2))
         return
     gateways = Table(title="Realtime gateways")
     for column in ("id", "started_at", "seen_at", "alive", "presences"):

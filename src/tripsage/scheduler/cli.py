@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -13,9 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from tripsage import queries_for
+from tripsage.cli_support import plain, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
-from tripsage.exceptions import TripSageError
 from tripsage.scheduler import cron
 from tripsage.scheduler.component import run_now
 
@@ -29,41 +27,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NameArgument = Annotated[str, typer.Argument(help="The job's name (cron.job.jobname).")]
 
 
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-def _with_db(work: Callable[[Database], Awaitable[T]]) -> T:
-    from tripsage.cli import open_target  # the shared command plumbing (imported late: cli imports this module)
-
-    settings = load_settings()
-    try:
-        target = open_target(settings)
-    except TripSageError as error:
-        raise _fail(str(error)) from None
-
-    async def main() -> T:
-        async with Database(target.url, max_size=2, application_name="tripsage-cli") as db:
-            return await work(db)
-
-    try:
-        return asyncio.run(main())
-    except (TripSageError, LookupError) as error:
-        raise _fail(str(error)) from None
-    finally:
-        target.close()
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    return str(value)
-
-
 def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
     if as_json:
-        print(json.dumps(rows, default=_plain, indent=2))
+        print(json.dumps(rows, default=plain, indent=2))
         return
     table = Table(title=title)
     for column in columns:
@@ -84,7 +50,7 @@ async def _job(db: Database, name: str) -> dict[str, Any]:
 def list_jobs(as_json: JsonOption = False) -> None:
     """Every scheduled job with its last run and its next run."""
     timezone = load_settings().cron_timezone
-    rows = _with_db(lambda db: db.fetch_all(Q["list_jobs"]))
+    rows = with_db(lambda db: db.fetch_all(Q["list_jobs"]))
     now = dt.datetime.now(dt.UTC)
     for row in rows:
         row["next_run"] = cron.next_run(row["schedule"], now, timezone) if row["active"] else None
@@ -109,7 +75,7 @@ def history(
             await _job(db, name)
         return await db.fetch_all(Q["history"], {"name": name, "limit": limit})
 
-    rows = _with_db(work)
+    rows = with_db(work)
     _emit(rows, as_json, ["job_name", "runid", "status", "start_time", "duration_s", "return_message"], "Job runs")
 
 
@@ -117,7 +83,7 @@ def history(
 def run(name: NameArgument, as_json: JsonOption = False) -> None:
     """Run a job now, recorded in cron.job_run_details like a scheduled run; exit 1 if it fails."""
     settings = load_settings()
-    result = _with_db(lambda db: run_now(db, db.url, name, settings.cron_statement_timeout_s))
+    result = with_db(lambda db: run_now(db, db.url, name, settings.cron_statement_timeout_s))
     if as_json:
         print(json.dumps(result))
     else:
@@ -132,7 +98,7 @@ def _set_active(name: str, active: bool) -> None:
         job = await _job(db, name)
         await db.fetch_all(Q["set_active"], {"jobid": job["jobid"], "active": active})
 
-    _with_db(work)
+    with_db(work)
     console.print(f"{name}: {'resumed' if active else 'paused'}")
 
 

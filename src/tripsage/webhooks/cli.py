@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import decimal
 import json
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -15,10 +12,10 @@ from rich.console import Console
 from rich.table import Table
 
 from tripsage import queries_for
+from tripsage.cli_support import fail, plain, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.db.vault import keyring
-from tripsage.exceptions import TripSageError
 from tripsage.webhooks import outbox, signing, ssrf
 
 Q = queries_for("tripsage.webhooks")
@@ -29,41 +26,6 @@ T = TypeVar("T")
 WAIT_POLL = 0.2  # seconds between looks at a test delivery
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return float(value)
-    return str(value)
-
-
-def _fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-def with_db(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Run `work` against the configured database (or the embedded server); errors become one clear line."""
-    from tripsage.cli import open_target  # the shared command plumbing (imported late: cli imports this module)
-
-    settings = load_settings()
-    try:
-        target = open_target(settings)
-    except TripSageError as error:
-        raise _fail(str(error)) from None
-
-    async def main() -> T:
-        async with Database(target.url, max_size=2, application_name="tripsage-cli") as db:
-            return await work(db)
-
-    try:
-        return asyncio.run(main())
-    except (TripSageError, LookupError, ValueError) as error:
-        raise _fail(str(error)) from None
-    finally:
-        target.close()
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
@@ -77,7 +39,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
 
 def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
     if as_json:
-        print(json.dumps(rows, default=_plain, indent=2))
+        print(json.dumps(rows, default=plain, indent=2))
     else:
         _table(rows, columns, title)
 
@@ -94,7 +56,7 @@ def _headers(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise _fail(f"--header expects K=V, got {pair!r}")
+            raise fail(f"--header expects K=V, got {pair!r}")
         headers[key.strip()] = value
     return headers
 
@@ -119,7 +81,7 @@ def add(
         active = secret or signing.generate_secret()
         signing.secret_key(active)
     except ValueError as error:
-        raise _fail(str(error)) from None
+        raise fail(str(error)) from None
     keys = keyring(settings)
 
     async def work(db: Database) -> Any:
@@ -152,7 +114,7 @@ def test(
     try:
         data = json.loads(payload)
     except ValueError as error:
-        raise _fail(f"--payload is not JSON: {error}") from None
+        raise fail(f"--payload is not JSON: {error}") from None
 
     async def work(db: Database) -> dict[str, Any]:
         delivery_id = await db.fetch_value(Q["test_webhook"], {"name": name, "payload": Jsonb(data)})
@@ -164,7 +126,7 @@ def test(
         return status or {"id": delivery_id}
 
     status = with_db(work)
-    print(json.dumps(status, default=_plain))
+    print(json.dumps(status, default=plain))
 
 
 @app.command()
@@ -206,11 +168,11 @@ def replay(
 ) -> None:
     """Queue a delivery again (same webhook-id), or every dead one."""
     if (delivery_id is None) == (not all_dead):
-        raise _fail("give a delivery id or --all-dead")
+        raise fail("give a delivery id or --all-dead")
     if delivery_id is not None:
         count = with_db(lambda db: outbox.replay_delivery(db, delivery_id))
         if not count:
-            raise _fail(f"delivery {delivery_id} is not dead or finished (or does not exist)")
+            raise fail(f"delivery {delivery_id} is not dead or finished (or does not exist)")
     else:
         count = with_db(lambda db: outbox.replay_dead(db, config))
     console.print(f"replayed {count} deliver{'y' if count == 1 else 'ies'}", highlight=False)
@@ -219,7 +181,7 @@ def replay(
 def _set_active(name: str, active: bool, reason: str | None) -> None:
     found = with_db(lambda db: db.fetch_one(Q["set_active"], {"name": name, "active": active, "reason": reason}))
     if found is None:
-        raise _fail(f'unknown webhook config "{name}"')
+        raise fail(f'unknown webhook config "{name}"')
     console.print(f"{'enabled' if active else 'disabled'} [cyan]{name}[/]", highlight=False)
 
 
