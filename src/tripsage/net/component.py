@@ -13,6 +13,7 @@ from starlette.routing import BaseRoute
 from tripsage.db.connector import listen
 from tripsage.exceptions import TripSageError
 from tripsage.net.worker import BATCH_SIZE, NetWorker
+from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
     from tripsage.server import Runtime
@@ -49,11 +50,7 @@ class NetComponent:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         if self.worker is not None:
             await self.worker.close()

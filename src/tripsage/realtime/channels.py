@@ -22,6 +22,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tripsage.realtime import auth, filters, protocol
 from tripsage.realtime.limits import RateWindow
+from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
     from tripsage.realtime.gateway import Gateway
@@ -176,11 +177,7 @@ class Connection:
         try:
             await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (reader, writer):
-                task.cancel()
-            for task in (reader, writer):
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await cancel_all((reader, writer))
             for channel in list(self.channels.values()):
                 await self._drop_channel(channel)
 

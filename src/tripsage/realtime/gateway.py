@@ -30,6 +30,7 @@ from tripsage.realtime import broadcast, filters, presence, protocol, relay, rls
 from tripsage.realtime.channels import Channel, ChannelState, Connection
 from tripsage.realtime.limits import Limits
 from tripsage.realtime.postgres_changes import EVENTS, Catalog, Change, ChangeReader
+from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
     from tripsage.monitoring.metrics import Metrics
@@ -94,11 +95,7 @@ class Gateway:
     async def stop(self) -> None:
         for connection in list(self.connections):
             connection.close(1012)  # service restart: clients reconnect (to another replica), unlike after 1001
-        for task in [*self._tasks, *self._spawned]:
-            task.cancel()
-        for task in [*self._tasks, *self._spawned]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all([*self._tasks, *self._spawned])
         self._tasks = []
         with contextlib.suppress(TripSageError):
             await presence.drop_own(self)

@@ -30,6 +30,7 @@ from tripsage.db.connector import Database, connect, listen
 from tripsage.exceptions import TripSageError
 from tripsage.scheduler import cron
 from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open_session
+from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
     from tripsage.server import Runtime
@@ -82,11 +83,7 @@ class SchedulerComponent:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         for _job, session in self._prepared.values():
             self._discard(session)

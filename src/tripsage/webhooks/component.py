@@ -16,6 +16,7 @@ from tripsage import queries_for
 from tripsage.db.connector import listen
 from tripsage.db.vault import keyring
 from tripsage.exceptions import TripSageError
+from tripsage.tasks import cancel_all
 from tripsage.webhooks import outbox, ssrf
 from tripsage.webhooks.dispatcher import BATCH_SIZE, Dispatcher
 
@@ -82,11 +83,7 @@ class WebhooksComponent:
 
     async def stop(self) -> None:
         self._stopping = True
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         if self.dispatcher is not None:
             await self.dispatcher.close()
