@@ -7,6 +7,8 @@ import base64
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,3 +64,16 @@ async def running_runtime(settings: Settings, database_url: str) -> AsyncIterato
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)
+
+
+def run_tripsage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`python -m tripsage ARGS` as a user runs it, from the repository, with `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "tripsage", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).resolve().parents[1],
+        stdin=subprocess.DEVNULL,
+    )

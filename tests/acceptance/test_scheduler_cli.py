@@ -5,26 +5,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import psycopg
 import pytest
 
 from tests import servers
+from tests.runtime import run_tripsage
 
 
 def jobs(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
     env["DATABASE_URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "tripsage", "jobs", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=servers.REPO,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_tripsage("jobs", *args, env=env)
 
 
 def exercise(url: str) -> None:

@@ -24,16 +24,6 @@ SOAK_S = float(os.environ.get("TRIPSAGE_SCHEDULER_SOAK_S", "20"))
 PATIENCE = 60.0  # seconds a wait may take before the test fails (a bound, not a measurement)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    c = Cluster()
-    c.start()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 @pytest.fixture
 def replicas(cluster: Cluster, tmp_path: Path) -> Iterator[list[Replica]]:
     key = new_encryption_key()

@@ -8,7 +8,6 @@ import base64
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -18,8 +17,7 @@ from aiohttp import web
 from psycopg.rows import dict_row
 from standardwebhooks.webhooks import Webhook
 
-from tests import servers
-from tests.runtime import running_runtime, runtime_settings
+from tests.runtime import run_tripsage, running_runtime, runtime_settings
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
 from tripsage.webhooks import outbox
@@ -28,15 +26,7 @@ WAIT = 30.0  # seconds a test waits for the runtime before giving up (a bound, n
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tripsage", "webhooks", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=servers.REPO,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_tripsage("webhooks", *args, env=env)
 
 
 @pytest.fixture

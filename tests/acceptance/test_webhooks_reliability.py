@@ -12,7 +12,7 @@ import json
 import os
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -60,16 +60,6 @@ async def sink() -> AsyncIterator[tuple[Sink, str]]:
         yield s, f"http://127.0.0.1:{port}/sink"
     finally:
         await runner.cleanup()
-
-
-@pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    c = Cluster()
-    c.start()
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def produce(url: str, start: int, count: int) -> None:
