@@ -13,10 +13,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from aiohttp import web
 from psycopg.rows import dict_row
 from standardwebhooks.webhooks import Webhook
 
+from tests.integration.webhooks.conftest import Receiver, serving
 from tests.runtime import run_tripsage, running_runtime, runtime_settings
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
@@ -30,25 +30,9 @@ def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-async def hook_receiver() -> AsyncIterator[tuple[str, list[tuple[dict[str, str], bytes]]]]:
-    got: list[tuple[dict[str, str], bytes]] = []
-
-    async def handle(request: web.Request) -> web.Response:
-        got.append((dict(request.headers), await request.read()))
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", got
-    finally:
-        await runner.cleanup()
+async def hook_receiver() -> AsyncIterator[Receiver]:
+    async with serving(Receiver()) as receiver:
+        yield receiver
 
 
 async def test_cli_commands(embedded_database: str, tmp_path: Path) -> None:
@@ -116,9 +100,9 @@ async def test_cli_commands(embedded_database: str, tmp_path: Path) -> None:
 
 
 async def test_runtime_delivers_signed_events_and_executes_pg_net(
-    embedded_database: str, tmp_path: Path, hook_receiver: tuple[str, list[tuple[dict[str, str], bytes]]]
+    embedded_database: str, tmp_path: Path, hook_receiver: Receiver
 ) -> None:
-    url, got = hook_receiver
+    url, got = hook_receiver.url, hook_receiver.received
     settings = runtime_settings(
         tmp_path, webhook_allow_hosts="127.0.0.1", webhook_point_seed=True, public_url="http://127.0.0.1:5999"
     )
@@ -155,7 +139,7 @@ async def test_runtime_delivers_signed_events_and_executes_pg_net(
                 await asyncio.sleep(0.05)
             async with Database(embedded_database) as db:
                 [secret] = await outbox.get_secrets(db, Keyring(settings.encryption_key), "receiver")
-            signed = [(h, b) for h, b in got if "webhook-id" in h]
+            signed = [r for r in got if "webhook-id" in r.headers]
             assert len(signed) == 1
-            assert Webhook(secret).verify(signed[0][1], signed[0][0])["data"] == {"n": 1}
-            assert any(json.loads(b) == {"via": "pg_net"} for h, b in got if "webhook-id" not in h)
+            assert Webhook(secret).verify(signed[0].body, signed[0].headers)["data"] == {"n": 1}
+            assert any(json.loads(r.body) == {"via": "pg_net"} for r in got if "webhook-id" not in r.headers)
