@@ -8,80 +8,38 @@ The default size suits CI (1,000 events, 3 kills); TRIPSAGE_RELIABILITY_EVENTS=1
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from aiohttp import web
 from bench.harness import Cluster, Replica, new_encryption_key
-from psycopg.types.json import Jsonb
-
-from tripsage.crypto import Keyring
-from tripsage.webhooks import outbox, signing
+from bench.workload import WebhookSink, configure_webhook, produce_events
 
 EVENTS = int(os.environ.get("TRIPSAGE_RELIABILITY_EVENTS", "1000"))
 KILLS = 3
 CHUNK = 50  # events per producer transaction
 DRAIN_LIMIT = 300.0  # seconds the test waits for the outbox to empty before failing
-# Short retries and leases so a killed replica's deliveries come back within the test's patience.
-RETRY_CONFIG = {"schedule_s": [0, 0.5, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2], "jitter": 0, "lease_margin_s": 2}
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.ids_by_n: dict[int, set[str]] = defaultdict(set)
-        self.requests = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        n = json.loads(body)["data"]["n"]
-        self.ids_by_n[n].add(request.headers["webhook-id"])
-        self.requests += 1
-        return web.Response(text="ok")
 
 
 @pytest.fixture
-async def sink() -> AsyncIterator[tuple[Sink, str]]:
-    s = Sink()
-    app = web.Application()
-    app.router.add_post("/sink", s.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None
-    port = site._server.sockets[0].getsockname()[1]
+async def sink() -> AsyncIterator[tuple[WebhookSink, str]]:
+    s = WebhookSink()
+    url = await s.start()
     try:
-        yield s, f"http://127.0.0.1:{port}/sink"
+        yield s, url
     finally:
-        await runner.cleanup()
-
-
-def produce(url: str, start: int, count: int) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "SELECT emit_event('booking.confirmed', jsonb_build_object('n', n))"
-            " FROM generate_series(%s::int, %s::int) AS n",
-            [start, start + count - 1],
-        )
+        await s.close()
 
 
 async def test_kill9_and_postgres_restart_lose_nothing(
-    cluster: Cluster, sink: tuple[Sink, str], tmp_path: Path
+    cluster: Cluster, sink: tuple[WebhookSink, str], tmp_path: Path
 ) -> None:
     receiver, url = sink
     key = new_encryption_key()
-    with psycopg.connect(cluster.url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO webhook_configs (name, url, events, retry_config, timeout_ms, secret)"
-            " VALUES ('sink', %s, '{booking.confirmed}', %s, 2000, %s)",
-            [url, Jsonb(RETRY_CONFIG), outbox.encrypt_secrets(Keyring(key), [signing.generate_secret()])],
-        )
+    configure_webhook(cluster.url, key, url)  # short retries and leases (workload.FAST_RETRY)
     replicas = [Replica(cluster.url, key) for _ in range(3)]
     try:
         for r in replicas:
@@ -92,7 +50,7 @@ async def test_kill9_and_postgres_restart_lose_nothing(
         kill_at = {chunks[len(chunks) * (k + 1) // (KILLS + 2)]: k for k in range(KILLS)}
         restart_at = chunks[len(chunks) * (KILLS + 1) // (KILLS + 2)]
         for start in chunks:
-            await asyncio.to_thread(produce, cluster.url, start, min(CHUNK, EVENTS - start + 1))
+            await asyncio.to_thread(produce_events, cluster.url, start, min(CHUNK, EVENTS - start + 1))
             await asyncio.sleep(0)  # let the sink answer between chunks
             if start in kill_at:
                 victim = replicas[kill_at[start] % len(replicas)]
