@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.exceptions import TripSageError
 
+console = Console()
 errors = Console(stderr=True)
 T = TypeVar("T")
 
@@ -54,3 +57,16 @@ def with_db(work: Callable[[Database], Awaitable[T]]) -> T:
         raise fail(str(error)) from None
     finally:
         target.close()
+
+
+def emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
+    """Rows as JSON (every column), or as a table of `columns` ("-" for NULL)."""
+    if as_json:
+        print(json.dumps(rows, default=plain, indent=2))
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
+    console.print(table)

@@ -8,10 +8,9 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from tripsage import queries_for
-from tripsage.cli_support import plain, with_db
+from tripsage.cli_support import emit, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.scheduler import cron
@@ -25,18 +24,6 @@ T = TypeVar("T")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 NameArgument = Annotated[str, typer.Argument(help="The job's name (cron.job.jobname).")]
-
-
-def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
-    if as_json:
-        print(json.dumps(rows, default=plain, indent=2))
-        return
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
 
 
 async def _job(db: Database, name: str) -> dict[str, Any]:
@@ -54,7 +41,7 @@ def list_jobs(as_json: JsonOption = False) -> None:
     now = dt.datetime.now(dt.UTC)
     for row in rows:
         row["next_run"] = cron.next_run(row["schedule"], now, timezone) if row["active"] else None
-    _emit(
+    emit(
         rows,
         as_json,
         ["jobid", "jobname", "schedule", "active", "last_status", "last_start", "next_run"],
@@ -76,7 +63,7 @@ def history(
         return await db.fetch_all(Q["history"], {"name": name, "limit": limit})
 
     rows = with_db(work)
-    _emit(rows, as_json, ["job_name", "runid", "status", "start_time", "duration_s", "return_message"], "Job runs")
+    emit(rows, as_json, ["job_name", "runid", "status", "start_time", "duration_s", "return_message"], "Job runs")
 
 
 @app.command()

@@ -9,10 +9,9 @@ from typing import Annotated, Any, TypeVar
 import typer
 from psycopg.types.json import Jsonb
 from rich.console import Console
-from rich.table import Table
 
 from tripsage import queries_for
-from tripsage.cli_support import fail, plain, with_db
+from tripsage.cli_support import emit, fail, plain, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.db.vault import keyring
@@ -28,27 +27,11 @@ WAIT_POLL = 0.2  # seconds between looks at a test delivery
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("-" if row.get(c) is None else str(row.get(c)) for c in columns))
-    console.print(table)
-
-
-def _emit(rows: list[dict[str, Any]], as_json: bool, columns: list[str], title: str) -> None:
-    if as_json:
-        print(json.dumps(rows, default=plain, indent=2))
-    else:
-        _table(rows, columns, title)
-
-
 @app.command("list")
 def list_configs(as_json: JsonOption = False) -> None:
     """Every endpoint: name, URL, event patterns, state."""
     rows = with_db(lambda db: db.fetch_all(Q["list_configs"]))
-    _emit(rows, as_json, ["name", "url", "events", "is_active", "disabled_reason", "has_secret"], "Webhooks")
+    emit(rows, as_json, ["name", "url", "events", "is_active", "disabled_reason", "has_secret"], "Webhooks")
 
 
 def _headers(pairs: list[str]) -> dict[str, str]:
@@ -138,7 +121,7 @@ def stats(
     """Totals, success rate and latency per endpoint (get_webhook_stats)."""
     rows = with_db(lambda db: db.fetch_all(Q["webhook_stats"], {"name": name, "days": days}))
     columns = ["config_name", "total", "succeeded", "failed", "pending", "dead", "success_rate", "p95_latency_ms"]
-    _emit(rows, as_json, columns, f"Webhook stats ({days} d)")
+    emit(rows, as_json, columns, f"Webhook stats ({days} d)")
 
 
 @app.command()
@@ -150,14 +133,14 @@ def logs(
     """The latest delivery attempts."""
     rows = with_db(lambda db: db.fetch_all(Q["recent_logs"], {"name": name, "limit": limit}))
     columns = ["id", "config_name", "delivery_id", "event_type", "attempt_count", "response_status", "duration_ms"]
-    _emit(rows, as_json, [*columns, "error_message"], "Webhook attempts")
+    emit(rows, as_json, [*columns, "error_message"], "Webhook attempts")
 
 
 @app.command()
 def dead(limit: Annotated[int, typer.Option(help="Rows.")] = 50, as_json: JsonOption = False) -> None:
     """Dead letters: deliveries that used up their attempts."""
     rows = with_db(lambda db: outbox.list_dead_letters(db, limit))
-    _emit(rows, as_json, ["id", "config_name", "event_type", "attempts", "last_error", "created_at"], "Dead letters")
+    emit(rows, as_json, ["id", "config_name", "event_type", "attempts", "last_error", "created_at"], "Dead letters")
 
 
 @app.command()
