@@ -26,12 +26,9 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_webhooks import Nginx, wait_empty
+from bench.bench_webhooks import Nginx, point_at_nginx, wait_empty
 from bench.harness import JWT_SECRET, Cluster, Replica, machine, new_encryption_key
 from bench.workload import RealtimeFleet, create_users, insert_trip_rounds, wait_received
-
-from tripsage.crypto import Keyring
-from tripsage.webhooks import outbox, signing
 
 TICKS = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
@@ -141,12 +138,7 @@ def main() -> None:
     replicas: list[Replica] = []
     rows: list[tuple[int, float, Meter, float, Meter]] = []
     try:
-        with psycopg.connect(cluster.url, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO webhook_configs (name, url, events, secret, max_concurrency) "
-                "VALUES ('nginx', %s, '{booking.confirmed}', %s, 256)",
-                [nginx.url, outbox.encrypt_secrets(Keyring(key), [signing.generate_secret()])],
-            )
+        point_at_nginx(cluster.url, key, nginx)
         users = create_users(cluster.url, users_n)
         for k in range(1, args.max_replicas + 1):
             replica = Replica(cluster.url, key)

@@ -119,6 +119,16 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def point_at_nginx(db_url: str, encryption_key: str, nginx: Nginx) -> None:
+    """The webhook config every benchmark delivering to nginx uses: booking.confirmed, 256 requests in flight."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO webhook_configs (name, url, events, secret, max_concurrency) "
+            "VALUES ('nginx', %s, '{booking.confirmed}', %s, 256)",
+            [nginx.url, outbox.encrypt_secrets(Keyring(encryption_key), [signing.generate_secret()])],
+        )
+
+
 def tcp_probe(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=0.2)
 
@@ -221,12 +231,7 @@ def main() -> None:
     replica = Replica(cluster.url, key)
     logs = Path(tempfile.mkdtemp(prefix="tsg-bench-logs-"))
     try:
-        with psycopg.connect(cluster.url, autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO webhook_configs (name, url, events, secret, max_concurrency) "
-                "VALUES ('nginx', %s, '{booking.confirmed}', %s, 256)",
-                [nginx.url, outbox.encrypt_secrets(Keyring(key), [signing.generate_secret()])],
-            )
+        point_at_nginx(cluster.url, key, nginx)
         replica.start(logs)
         replica.wait_healthy()
         sample = {"event_type": "booking.confirmed", "event_created_at": dt.datetime.now(dt.UTC), "payload": {}}
