@@ -82,9 +82,8 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         for i, start in enumerate(chunks):
             step_began = time.monotonic()
             await asyncio.to_thread(produce_events, url, start, min(args.chunk, args.events - start + 1))
-            owners = rig.users
-            ids = await asyncio.to_thread(insert_trips, url, owners, f"chaos {i}")
-            for owner, trip in zip(owners, ids, strict=True):
+            ids = await asyncio.to_thread(insert_trips, url, rig.users, f"chaos {i}")
+            for owner, trip in zip(rig.users, ids, strict=True):
                 trips.setdefault(owner, []).append(trip)
                 rig.fleet.owners[trip] = owner
             if i in kill_at:

@@ -72,19 +72,30 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def count_rows(conn: psycopg.Connection[Any], name: str, older_than_s: float | None = None) -> int | None:
+    """Rows of table `schema.table` (older than `older_than_s` by its retention column); None when it is absent."""
+    present = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
+    if not (present and present[0]):
+        return None
+    schema, table = (psycopg.sql.Identifier(part) for part in name.split("."))
+    query = psycopg.sql.SQL("SELECT count(*) FROM {}.{}").format(schema, table)
+    params: list[Any] = []
+    if older_than_s is not None:
+        query += psycopg.sql.SQL(" WHERE {} < now() - make_interval(secs => %s)").format(
+            psycopg.sql.Identifier(RETENTION_COLUMNS[name])
+        )
+        params = [older_than_s]
+    counted = conn.execute(query, params).fetchone()
+    return int(counted[0]) if counted else 0
+
+
 def table_counts(url: str) -> dict[str, int]:
-    counts: dict[str, int] = {}
     with psycopg.connect(url, autocommit=True) as conn:
-        for name in ("webhooks.events", "webhooks.deliveries", "public.webhook_logs", *RETENTIONS):
-            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
-            if row and row[0]:
-                schema, table = name.split(".")
-                query = psycopg.sql.SQL("SELECT count(*) FROM {}.{}").format(
-                    psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table)
-                )
-                counted = conn.execute(query).fetchone()
-                counts[name] = int(counted[0]) if counted else 0
-    return counts
+        counts = {
+            name: count_rows(conn, name)
+            for name in ("webhooks.events", "webhooks.deliveries", "public.webhook_logs", *RETENTIONS)
+        }
+    return {name: n for name, n in counts.items() if n is not None}
 
 
 def speed_up_health_job(url: str) -> bool:
@@ -191,21 +202,9 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
 
 def stale_rows(url: str) -> dict[str, int]:
     """Rows older than their table's retention (each must be 0)."""
-    found: dict[str, int] = {}
     with psycopg.connect(url, autocommit=True) as conn:
-        for name, retention in RETENTIONS.items():
-            row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", [name]).fetchone()
-            if not (row and row[0]):
-                continue
-            schema, table = name.split(".")
-            query = psycopg.sql.SQL("SELECT count(*) FROM {}.{} WHERE {} < now() - make_interval(secs => %s)").format(
-                psycopg.sql.Identifier(schema),
-                psycopg.sql.Identifier(table),
-                psycopg.sql.Identifier(RETENTION_COLUMNS[name]),
-            )
-            counted = conn.execute(query, [retention]).fetchone()
-            found[name] = int(counted[0]) if counted else 0
-    return found
+        found = {name: count_rows(conn, name, retention) for name, retention in RETENTIONS.items()}
+    return {name: n for name, n in found.items() if n is not None}
 
 
 def verdicts(result: dict[str, Any], args: argparse.Namespace) -> list[Check]:
