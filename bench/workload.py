@@ -28,6 +28,7 @@ from typing import Any
 import psycopg
 from aiohttp import web
 from psycopg.types.json import Jsonb
+from tests.runtime import serve_app
 
 from tripsage import jwt
 from tripsage.crypto import Keyring
@@ -47,7 +48,7 @@ class WebhookSink:
     ids_by_n: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
     requests: int = 0
     url: str = ""
-    _runner: web.AppRunner | None = None
+    _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
@@ -58,17 +59,12 @@ class WebhookSink:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/sink", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        assert site._server is not None
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/sink"
+        port = await self._stack.enter_async_context(serve_app(app))
+        self.url = f"http://127.0.0.1:{port}/sink"
         return self.url
 
     async def close(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self._stack.aclose()
 
     def report(self, expected: int) -> dict[str, int]:
         """Lost events, duplicate requests, and events that arrived under more than one webhook-id."""

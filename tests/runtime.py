@@ -7,6 +7,7 @@ import base64
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from aiohttp import web
 
 from tripsage.config import Settings, load_settings
 from tripsage.server import Runtime, build_app, build_runtime
@@ -77,3 +79,18 @@ def run_tripsage(*args: str, env: dict[str, str], timeout: float = 120) -> subpr
         cwd=Path(__file__).resolve().parents[1],
         stdin=subprocess.DEVNULL,
     )
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: web.Application, *, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+    """A real aiohttp server for `app` on a free loopback port (yielded) for the duration of the block."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
+    try:
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        yield int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+    finally:
+        await runner.cleanup()

@@ -26,7 +26,7 @@ from tests.integration.functions.conftest import (
     signed_headers,
     sql,
 )
-from tests.runtime import TEST_JWT_SECRET
+from tests.runtime import TEST_JWT_SECRET, serve_app
 from tripsage import jwt
 from tripsage.ai.embeddings import LOCAL_MODEL_NAME, shared_local_provider, to_pgvector
 from tripsage.db.connector import Database
@@ -173,16 +173,9 @@ async def fake_openai() -> AsyncIterator[FakeOpenAI]:
     server = FakeOpenAI()
     app = web.Application()
     app.router.add_post("/v1/embeddings", server.embeddings)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None and site._server.sockets  # type: ignore[attr-defined]
-    server.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1"  # type: ignore[attr-defined]
-    try:
+    async with serve_app(app) as port:
+        server.url = f"http://127.0.0.1:{port}/v1"
         yield server
-    finally:
-        await runner.cleanup()
 
 
 async def test_openai_provider_failure_leaves_null_and_is_retried(

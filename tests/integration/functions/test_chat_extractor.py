@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 
 from tests.integration.functions.conftest import create_user, event_body, functions_runtime, post, sql
-from tests.runtime import TEST_JWT_SECRET
+from tests.runtime import TEST_JWT_SECRET, serve_app
 from tripsage import jwt
 from tripsage.ai import preferences
 
@@ -57,16 +57,9 @@ async def chat_server() -> AsyncIterator[ChatServer]:
     server = ChatServer()
     app = web.Application()
     app.router.add_post("/v1/chat/completions", server.completions)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    assert site._server is not None and site._server.sockets  # type: ignore[attr-defined]
-    server.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1"  # type: ignore[attr-defined]
-    try:
+    async with serve_app(app) as port:
+        server.url = f"http://127.0.0.1:{port}/v1"
         yield server
-    finally:
-        await runner.cleanup()
 
 
 async def test_chat_model_extractor(tmp_path: Path, embedded_database: str, chat_server: ChatServer) -> None:

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from psycopg.types.json import Jsonb
 
+from tests.runtime import serve_app
 from tripsage import queries_for
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
@@ -55,18 +56,9 @@ async def serving(recv: Receiver) -> AsyncIterator[Receiver]:
     """Serve `recv` on a free loopback port (its `url`) for the duration of the block."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", recv.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None and server.sockets
-    port = server.sockets[0].getsockname()[1]
-    recv.url = f"http://127.0.0.1:{port}"
-    try:
+    async with serve_app(app) as port:
+        recv.url = f"http://127.0.0.1:{port}"
         yield recv
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture

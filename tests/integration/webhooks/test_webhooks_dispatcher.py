@@ -27,6 +27,7 @@ from tests.integration.webhooks.conftest import (
     point,
     sql,
 )
+from tests.runtime import serve_app
 from tripsage import queries_for
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
@@ -370,13 +371,7 @@ async def test_tls_certificate_errors_are_retried_and_logged(
         return web.Response(text="ok")
 
     app.router.add_post("/", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    try:
-        assert site._server is not None
-        port = site._server.sockets[0].getsockname()[1]
+    async with serve_app(app, ssl_context=context) as port:
         await point(wdb, keys, f"https://127.0.0.1:{port}/", retry_config=NO_JITTER)
         await emit(wdb)
         d = dispatcher(wdb, keys)
@@ -385,8 +380,6 @@ async def test_tls_certificate_errors_are_retried_and_logged(
             assert await d.dispatch_once() == 1
         finally:
             await d.close()
-    finally:
-        await runner.cleanup()
     [row] = await deliveries(wdb)
     assert row["status"] == "retrying" and "Certificate" in row["last_error"]
     [log] = await sql(wdb, "SELECT error_message FROM webhook_logs")
@@ -410,13 +403,7 @@ async def test_per_endpoint_concurrency_limit_and_keep_alive(wdb: Database, keys
 
     app = web.Application()
     app.router.add_post("/", slow)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        assert site._server is not None
-        port = site._server.sockets[0].getsockname()[1]
+    async with serve_app(app) as port:
         await point(wdb, keys, f"http://127.0.0.1:{port}/")
         await sql(wdb, "UPDATE webhook_configs SET max_concurrency = 2 WHERE name = 'hook'")
         for _ in range(12):
@@ -427,8 +414,6 @@ async def test_per_endpoint_concurrency_limit_and_keep_alive(wdb: Database, keys
             assert await d.dispatch_once() == 12
         finally:
             await d.close()
-    finally:
-        await runner.cleanup()
     assert peak == 2
     assert len(client_ports) <= 2  # connections are kept alive and reused
     assert {r["status"] for r in await deliveries(wdb)} == {"succeeded"}
