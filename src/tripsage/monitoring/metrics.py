@@ -92,14 +92,14 @@ class Metrics:
                 for row in await db.fetch_all(Q["job_runs_by_status"]):
                     self.job_runs.labels(status=row["status"] or "unknown").set(row["runs"])
                 self.scheduler_lag.set(float(await db.fetch_value(Q["scheduler_lag"]) or 0))
-            if (await db.fetch_one(Q["outbox_depth_available"]) or {}).get("available"):
+            if (await db.fetch_one(Q["outbox_depth_available"]) or {}).get("available"):  # the webhooks schema
+                from tripsage.webhooks import outbox  # late: the webhooks dispatcher imports this module
+
                 self.outbox_depth.set(float(await db.fetch_value(Q["outbox_depth"]) or 0))
+                self.dead_letters.set(await outbox.dead_letter_count(db))
             for row in await db.fetch_all(Q["search_cache_today"]):
                 self.search_cache_lookups.labels(cache=row["cache"], result="hit").set(row["hits"])
                 self.search_cache_lookups.labels(cache=row["cache"], result="miss").set(row["misses"])
-            dead = await dead_letter_count(db)
-            if dead is not None:
-                self.dead_letters.set(dead)
         except DatabaseError as error:
             log.warning("metrics refresh failed: %s", error)
 
@@ -171,10 +171,3 @@ def bucket_quantile(cumulative: dict[float, float], q: float) -> float | None:
             return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
         lower_bound, lower_count = bound, count
     return lower_bound
-
-
-async def dead_letter_count(db: Database) -> int | None:
-    """Dead deliveries, when the webhooks schema is installed."""
-    from tripsage.monitoring import webhooks_view
-
-    return await webhooks_view.dead_letter_count(db)

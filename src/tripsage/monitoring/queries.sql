@@ -66,6 +66,7 @@ WHERE metric_type = 'database' AND created_at > now() - interval '24 hours'
 ORDER BY metric_name, created_at;
 
 -- name: outbox_depth_available
+-- Whether the webhooks capability (its outbox) is installed.
 SELECT to_regprocedure('public.webhook_outbox_depth()') IS NOT NULL AS available;
 
 -- name: outbox_depth
@@ -73,9 +74,6 @@ SELECT public.webhook_outbox_depth() AS depth;
 
 -- name: search_cache_today
 SELECT cache, hits, misses FROM monitoring.search_cache_stats WHERE day = current_date;
-
--- name: webhooks_installed
-SELECT to_regclass('webhooks.deliveries') IS NOT NULL AS available;
 
 -- name: insert_runtime_figures
 -- Per-process figures of one replica for the last interval (realtime latency, messages, function calls), so that

@@ -15,7 +15,7 @@ Q = queries_for("tripsage.monitoring")
 
 
 async def _installed(db: Database) -> bool:
-    return bool(await db.fetch_value(Q["webhooks_installed"]))
+    return bool((await db.fetch_one(Q["outbox_depth_available"]) or {}).get("available"))
 
 
 async def dead_letter_count(db: Database) -> int | None:
