@@ -252,6 +252,9 @@ class EmbeddedPostgres:
     def _run(self, argv: list[str], *, check: bool) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
         env.pop("PGDATA", None)
+        # As root, drop to the OS user's own group too, without root's groups: with gid 0 left in place, a root-owned
+        # 0701 directory (mktemp -d, after _make_traversable) denies the group class and initdb cannot be reached.
+        group = pwd.getpwnam(self.os_user).pw_gid if self.os_user is not None else None
         return subprocess.run(
             argv,
             check=check,
@@ -259,6 +262,8 @@ class EmbeddedPostgres:
             text=True,
             env=env,
             user=self.os_user,
+            group=group,
+            extra_groups=[] if self.os_user is not None else None,
             cwd="/",
             stdin=subprocess.DEVNULL,
         )
