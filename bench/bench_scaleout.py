@@ -27,35 +27,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_webhooks import Nginx, point_at_nginx, wait_empty
-from bench.harness import JWT_SECRET, Cluster, Replica, machine, new_encryption_key
+from bench.harness import JWT_SECRET, Cluster, Replica, cpu_seconds, machine, new_encryption_key
 from bench.workload import RealtimeFleet, create_users, insert_trip_rounds, wait_received
 
-TICKS = os.sysconf("SC_CLK_TCK")
 CORES = os.cpu_count() or 1
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
-
-
-def postgres_pids(cluster: Cluster) -> list[int]:
-    master = int((cluster.server.pgdata / "postmaster.pid").read_text().split()[0])
-    pids = [master]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
-                    pids.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return pids
 
 
 class Meter:
@@ -68,7 +43,7 @@ class Meter:
         replica_pids = [r.process.pid for r in self.replicas if r.process is not None]
         return (
             time.perf_counter(),
-            cpu_seconds(postgres_pids(self.cluster)),
+            cpu_seconds(self.cluster.pids()),
             cpu_seconds(replica_pids),
             cpu_seconds([os.getpid()]),
         )

@@ -34,6 +34,7 @@ MIGRATIONS = REPO / "supabase" / "migrations"
 JWT_SECRET = "tripsage-bench-jwt-secret-0123456789-abcdefghijkl"
 HEALTH_TIMEOUT = 60.0  # seconds a replica may take to answer /health with the database ok
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -49,6 +50,18 @@ def machine() -> str:
         if line.startswith("MemTotal:"):
             memory_kib = int(line.split()[1])
     return f"{os.cpu_count()} cores, {memory_kib / 1024 / 1024:.1f} GiB memory"
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time the live processes `pids` have used so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / CLOCK_TICKS
 
 
 @dataclass
@@ -79,6 +92,24 @@ class Cluster:
             if not exists:
                 conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(self.database)))
         asyncio.run(Deployer(self.url, MIGRATIONS).deploy())
+
+    def pids(self) -> list[int]:
+        """The postmaster and its children (backends, background workers) now."""
+        master = int((self.server.pgdata / "postmaster.pid").read_text().split()[0])
+        pids = [master]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == master:
+                        pids.append(int(entry.name))
+                except (OSError, IndexError, ValueError):
+                    continue
+        return pids
+
+    def pin(self, cpus: set[int]) -> None:
+        """Run every server process on `cpus` only; backends forked later inherit the postmaster's set."""
+        for pid in self.pids():
+            os.sched_setaffinity(pid, cpus)
 
     def restart(self) -> float:
         """Stop (fast) and start the server again; returns the seconds it was down."""

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tripsage.ai import preferences
-from tripsage.ai.embeddings import to_pgvector
+from tripsage.ai.embeddings import EmbeddingError, Vectors, to_pgvector
 from tripsage.exceptions import ConfigurationError
 from tripsage.functions import auth, templates
 from tripsage.functions.email import SmtpConfig, build_message
@@ -112,6 +112,18 @@ def test_confidence_follows_wording() -> None:
 
 def test_pgvector_text() -> None:
     assert to_pgvector([0.5, -1, 2e-08]) == "[0.5,-1.0,2e-08]"
+
+
+def test_vectors_batch() -> None:
+    vectors = Vectors.from_rows([[0.5, -1.0], [2.0, 0.25], [0.0, 1.5]], 2)
+    assert len(vectors) == 3 and vectors.dimensions == 2
+    assert vectors[0] == [0.5, -1.0] and vectors[-1] == [0.0, 1.5]
+    assert list(vectors) == [[0.5, -1.0], [2.0, 0.25], [0.0, 1.5]]
+    with pytest.raises(IndexError):
+        vectors[3]
+    assert len(Vectors.from_rows([], 384)) == 0
+    with pytest.raises(EmbeddingError, match="expected vectors of 2 dimensions, got sizes \\[1, 2\\]"):
+        Vectors.from_rows([[1.0, 2.0], [3.0]], 2)
 
 
 def test_chat_model_answer_is_validated() -> None:

@@ -11,12 +11,13 @@ A provider either returns real vectors or raises EmbeddingError: there is never 
 
 from __future__ import annotations
 
+import array
 import asyncio
 import concurrent.futures
 import functools
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -35,13 +36,50 @@ class EmbeddingError(TripSageError):
     """No embedding could be computed (the model or the API failed); nothing is stored."""
 
 
+class Vectors:
+    """A batch of vectors of one dimension, held as one flat float32 buffer: row n is values[n*dim : (n+1)*dim].
+
+    The buffer goes to PostgreSQL as it is (tripsage.db.connector.Float4Array), so a batch is never turned into
+    Python floats on the way to the database.
+    """
+
+    def __init__(self, values: array.array[float], dimensions: int) -> None:
+        if values.typecode != "f" or dimensions <= 0 or len(values) % dimensions:
+            raise EmbeddingError(f"{len(values)} floats are not whole vectors of {dimensions} dimensions")
+        self.values = values
+        self.dimensions = dimensions
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[float]], dimensions: int) -> Vectors:
+        """Rows of floats; every row must have `dimensions` of them."""
+        if any(len(row) != dimensions for row in rows):
+            sizes = sorted({len(row) for row in rows})
+            raise EmbeddingError(f"expected vectors of {dimensions} dimensions, got sizes {sizes}")
+        values = array.array("f")
+        for row in rows:
+            values.extend(row)
+        return cls(values, dimensions)
+
+    def __len__(self) -> int:
+        return len(self.values) // self.dimensions
+
+    def __getitem__(self, index: int) -> list[float]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        start = (index % len(self)) * self.dimensions
+        return self.values[start : start + self.dimensions].tolist()
+
+    def __iter__(self) -> Iterator[list[float]]:
+        return (self[n] for n in range(len(self)))
+
+
 class EmbeddingProvider(Protocol):
     """Turns texts into vectors of `dimensions` floats, tagged with `model` when stored."""
 
     model: str
     dimensions: int
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+    async def embed(self, texts: Sequence[str]) -> Vectors: ...
 
     async def close(self) -> None: ...
 
@@ -99,7 +137,7 @@ class LocalProvider:
                     raise EmbeddingError(f"cannot load the embedding model from {path}: {error}") from error
             return self._model
 
-    def encode_sync(self, texts: Sequence[str]) -> list[list[float]]:
+    def encode_sync(self, texts: Sequence[str]) -> Vectors:
         """Encode in the calling thread (the benchmark's raw baseline uses the same model object)."""
         model = self._load()
         try:
@@ -108,16 +146,17 @@ class LocalProvider:
             )
         except Exception as error:
             raise EmbeddingError(f"the embedding model failed: {error}") from error
-        result: list[list[float]] = vectors.tolist()
-        return result
+        values = array.array("f")
+        values.frombytes(vectors.astype("float32", copy=False).tobytes())  # numpy's float32, row after row
+        return Vectors(values, self.dimensions)
 
     async def load(self) -> None:
         """Load the model now (in a thread), instead of on the first request."""
         await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
-            return []
+            return Vectors(array.array("f"), self.dimensions)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.encode_sync, list(texts))
 
     async def close(self) -> None:
@@ -143,15 +182,13 @@ class OpenAIProvider:
         self.dimensions = dimensions
         self._session: aiohttp.ClientSession | None = None
 
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        if self._session is None:
+    async def embed(self, texts: Sequence[str]) -> Vectors:
+        if self._session is None and texts:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=OPENAI_TIMEOUT))
         vectors: list[list[float]] = []
         for start in range(0, len(texts), OPENAI_MAX_INPUTS):
             vectors.extend(await self._request(list(texts[start : start + OPENAI_MAX_INPUTS])))
-        return vectors
+        return Vectors.from_rows(vectors, self.dimensions)
 
     async def _request(self, texts: list[str]) -> list[list[float]]:
         assert self._session is not None

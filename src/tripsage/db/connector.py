@@ -5,15 +5,20 @@ Domain code calls `Database` with `Query` objects from `.sql` files and never im
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
 import logging
 import re
+import struct
+import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -26,6 +31,8 @@ Params = Mapping[str, Any] | Sequence[Any] | None
 Row = dict[str, Any]
 CONNECT_TIMEOUT = 10  # seconds
 LISTEN_PING_INTERVAL = 30.0  # seconds of silence before the LISTEN connection is checked
+FLOAT4_OID = 700
+FLOAT4_ARRAY_OID = 1021
 
 
 def redact(url: str) -> str:
@@ -54,6 +61,48 @@ def mapped_errors(context: str = "") -> Any:
     except psycopg.Error as error:
         primary = error.diag.message_primary or str(error)
         raise DatabaseError(f"{context}: {primary}" if context else primary) from error
+
+
+class Float4Array:
+    """Floats sent as one binary float4[] parameter, straight from a float32 buffer.
+
+    psycopg dumps a list of Python floats element by element (about 0.15 s for a batch of 1,000 384-dimension
+    vectors); this is one buffer copy.
+    """
+
+    def __init__(self, values: array.array[float]) -> None:
+        if values.typecode != "f":
+            raise TypeError("Float4Array needs an array.array of typecode 'f'")
+        self.values = values
+
+
+# PostgreSQL's binary array format: ndim, has-nulls flag, element type, then each dimension's size and lower bound,
+# then every element as a big-endian int32 length (always 4) followed by its four big-endian bytes.
+_LENGTH_4 = int.from_bytes(struct.pack(">i", 4), sys.byteorder)  # the length word, as a native uint32 holds it
+
+
+def float4_array_binary(values: array.array[float]) -> bytes:
+    """`values` in PostgreSQL's binary wire format for a one-dimensional float4[]."""
+    if not values:
+        return struct.pack(">iii", 0, 0, FLOAT4_OID)
+    big_endian = array.array("f", values)
+    if sys.byteorder == "little":
+        big_endian.byteswap()
+    words = array.array("I", bytes(8 * len(values)))
+    words[0::2] = array.array("I", [_LENGTH_4]) * len(values)
+    words[1::2] = array.array("I", big_endian.tobytes())
+    return struct.pack(">iiiii", 1, 0, FLOAT4_OID, len(values), 1) + words.tobytes()
+
+
+class Float4ArrayDumper(Dumper):
+    format = Format.BINARY
+    oid = FLOAT4_ARRAY_OID
+
+    def dump(self, obj: Float4Array) -> bytes:
+        return float4_array_binary(obj.values)
+
+
+psycopg.adapters.register_dumper(Float4Array, Float4ArrayDumper)
 
 
 async def connect(url: str, *, autocommit: bool = True, **kwargs: Any) -> psycopg.AsyncConnection[Row]:

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from tripsage import queries_for
 from tripsage.ai import preferences
-from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider, to_pgvector
-from tripsage.db.connector import Database
+from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider, Vectors, to_pgvector
+from tripsage.db.connector import Database, Float4Array
 from tripsage.functions.app import (
     Call,
     Context,
@@ -33,23 +32,23 @@ from tripsage.functions.app import (
 from tripsage.functions.errors import BadRequest
 
 Q = queries_for("tripsage.functions")
-BATCH_SIZE = 512  # memories per read-encode-write step (the model encodes them in its own batches of 64)
+BATCH_SIZE = 128  # memories per read-encode-write step (the model encodes them in its own batches of 64); small,
+# so the last step's write, the one no encoding overlaps, is short
 MAX_IDS = 10_000  # memory ids one event may list
 REINFORCE_WEIGHT = 0.5  # share of the gap to 1 that a repeat with confidence 1 closes
 
 
-async def _write_batch(db: Database, model: str, rows: list[dict[str, Any]], vectors: list[list[float]]) -> int:
-    dimensions = {len(vector) for vector in vectors}
-    if len(dimensions) != 1 or len(vectors) != len(rows):
-        raise EmbeddingError(f"the provider returned {len(vectors)} vectors of sizes {sorted(dimensions)}")
+async def _write_batch(db: Database, model: str, rows: list[dict[str, Any]], vectors: Vectors) -> int:
+    if len(vectors) != len(rows):
+        raise EmbeddingError(f"the provider returned {len(vectors)} vectors for {len(rows)} texts")
     return await db.execute(
         Q["store_embeddings"],
         {
             "model": model,
             "ids": [row["id"] for row in rows],
             "contents": [row["content"] for row in rows],
-            "embeddings": list(itertools.chain.from_iterable(vectors)),
-            "dim": dimensions.pop(),
+            "embeddings": Float4Array(vectors.values),
+            "dim": vectors.dimensions,
         },
     )
 
