@@ -45,6 +45,7 @@ from tripsage.db.connector import Database  # noqa: E402
 from tripsage.functions.ai_processing import BATCH_SIZE, embed_pending  # noqa: E402
 
 GOAL_FRACTION = 0.9  # of raw encode's rate
+WARMUP = 512  # texts encoded by each path before timing
 
 PLACES = [
     "Kyoto",
@@ -148,8 +149,9 @@ def measure(placement: str, count: int, rounds: int, index: bool = True) -> dict
     encoder_cpus, database_cpus = cpu_sets(placement)
     os.sched_setaffinity(0, encoder_cpus)  # before torch starts its threads: they inherit it
     os.environ["OMP_NUM_THREADS"] = str(len(encoder_cpus))
-    sample = texts(count * (rounds + 1))
-    warmup, batches = sample[:count], [sample[count * (n + 1) : count * (n + 2)] for n in range(rounds)]
+    warm = min(count, WARMUP)
+    sample = texts(warm + count * rounds)
+    warmup, batches = sample[:warm], [sample[warm + count * n : warm + count * (n + 1)] for n in range(rounds)]
     cluster = Cluster()
     cluster.start()
     cluster.pin(database_cpus)
