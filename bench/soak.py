@@ -53,12 +53,14 @@ RETENTIONS = {
     "cron.job_tick": 7 * 86400,
     "net._http_response": 6 * 3600,
     "tripsage_realtime.changes": 300 + 60,
+    "public.system_metrics": 30 * 86400,
 }
 RETENTION_COLUMNS = {
     "cron.job_run_details": "start_time",
     "cron.job_tick": "tick",
     "net._http_response": "created",
     "tripsage_realtime.changes": "captured_at",
+    "public.system_metrics": "created_at",
 }
 
 

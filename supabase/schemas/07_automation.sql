@@ -793,6 +793,23 @@ BEGIN
 END
 $$;
 
+-- Retention of the health figures: public.system_metrics rows (the health job's, every 5 minutes, and each runtime
+-- replica's, every minute) older than p_keep. The dashboard and the success metrics read the last 24 hours.
+CREATE FUNCTION maintenance.cleanup_system_metrics(p_keep interval DEFAULT '30 days') RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+DECLARE
+    removed bigint;
+BEGIN
+    DELETE FROM public.system_metrics WHERE created_at < now() - p_keep;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN jsonb_build_object('rows', removed);
+END
+$$;
+REVOKE ALL ON FUNCTION maintenance.cleanup_system_metrics(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION maintenance.cleanup_system_metrics(interval) TO service_role, tripsage_automation;
+
 REVOKE ALL ON PROCEDURE maintenance.cleanup_expired_search_cache(integer, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION maintenance.archive_old_session_memories(interval, integer),
     maintenance.update_table_statistics(), maintenance.monitor_expiring_api_keys(interval),
@@ -858,3 +875,4 @@ SELECT cron.schedule('generate-memory-embeddings', '*/30 * * * *',
                      'SELECT maintenance.generate_memory_embeddings()');
 SELECT cron.schedule('monitor-database-health', '*/5 * * * *', 'SELECT maintenance.monitor_database_health()');
 SELECT cron.schedule('cleanup-job-run-details', '15 * * * *', 'SELECT maintenance.cleanup_job_run_details()');
+SELECT cron.schedule('cleanup-system-metrics', '45 * * * *', 'SELECT maintenance.cleanup_system_metrics()');

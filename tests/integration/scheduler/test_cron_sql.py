@@ -143,6 +143,7 @@ def test_the_eight_jobs_are_scheduled_on_both(database: str) -> None:
     for name, schedule in EIGHT_JOBS.items():
         assert jobs[name] == schedule
     assert jobs["cleanup-job-run-details"] == "15 * * * *"
+    assert jobs["cleanup-system-metrics"] == "45 * * * *"
     assert status == ("ok", "8 maintenance jobs scheduled and active")
     assert extension == ("emulated", "1.6")
 

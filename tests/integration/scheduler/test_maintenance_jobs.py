@@ -328,7 +328,7 @@ def test_each_job_runs_in_the_native_pg_cron_database(system_server: servers.Ser
                 "SELECT jobname FROM cron.job WHERE command LIKE '%%maintenance.%%' OR command LIKE 'VACUUM%%'"
             ).fetchall()
         ]
-        assert len(names) == 9
+        assert len(names) == 10  # the eight, and our two retention jobs
         results = {name: run_job(conn, name) for name in names}
     assert results["vacuum-maintenance"] == "VACUUM"
     assert results["update-table-statistics"] == {"analyzed": 16}
@@ -339,3 +339,17 @@ def test_each_job_runs_in_the_native_pg_cron_database(system_server: servers.Ser
         "search_activities",
     }
     assert results["monitor-database-health"]["rows"] >= 9
+    assert results["cleanup-system-metrics"] == {"rows": 0}
+
+
+def test_cleanup_system_metrics(conn: Conn) -> None:
+    conn.execute(
+        "INSERT INTO system_metrics (metric_type, metric_name, value, metadata, created_at) VALUES "
+        "('database', 'commits', 1, '{\"test\": 1}', now() - interval '31 days'), "
+        "('runtime', 'realtime_latency_p95_ms', 2, '{\"test\": 1}', now() - interval '30 days 1 minute'), "
+        "('database', 'commits', 3, '{\"test\": 1}', now() - interval '29 days'), "
+        "('database', 'commits', 4, '{\"test\": 1}', now())"
+    )
+    assert run_job(conn, "cleanup-system-metrics") == {"rows": 2}
+    kept = "SELECT array_agg(value::int ORDER BY value) FROM system_metrics WHERE metadata ? 'test'"
+    assert scalar(conn, kept) == [3, 4]
