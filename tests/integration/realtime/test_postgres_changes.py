@@ -118,3 +118,44 @@ async def test_supabase_py_client_receives_changes(runtime: RunningRuntime, admi
         assert got[0]["data"]["record"]["id"] == trip  # type: ignore[index]
     finally:
         await client.remove_all_channels()
+
+
+async def test_pattern_and_negated_filters_deliver_exactly_the_matching_changes(
+    runtime: RunningRuntime, admin: Database, closing: list[object]
+) -> None:
+    """The newer filter forms through realtime-py: `ilike` with `%` wildcards, `not.eq`, comma AND; and `*`, which
+    Supabase passes to ILIKE unchanged (no PostgREST-style alias for `%`), so it only matches itself."""
+    owner = await make_user(admin)
+    token = user_token(owner)
+    paris = await subscribe(
+        runtime.base_url,
+        token,
+        "paris-not-cancelled",
+        [{"event": "*", "table": "trips", "schema": "public", "filter": "name=ilike.%paris%,status=not.eq.cancelled"}],
+    )
+    star = await subscribe(
+        runtime.base_url,
+        token,
+        "paris-star",
+        [{"event": "*", "table": "trips", "schema": "public", "filter": "name=ilike.*paris*"}],
+    )
+    closing.extend([paris.client, star.client])
+
+    spring = await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "Paris in spring", "budget": None})
+    await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "Lisbon", "budget": None})
+    again = await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "PARIS, again", "budget": None})
+    async with admin.connection() as conn:
+        await conn.execute("UPDATE public.trips SET status = 'cancelled' WHERE id = %s", [spring])
+    await admin.execute(Q["update_trip_name"], {"id": again, "name": "Paris et Lyon"})
+    # Last, and matching both channels: once it has arrived, every earlier change has been decided.
+    last = await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "*Paris*", "budget": None})
+    await eventually(lambda: len(paris.changes) >= 4 and len(star.changes) >= 1, message=f"got {paris.changes}")
+
+    got = [(c["data"]["type"], c["data"]["record"]["id"], c["data"]["record"]["name"]) for c in paris.changes]
+    assert got == [
+        ("INSERT", spring, "Paris in spring"),
+        ("INSERT", again, "PARIS, again"),
+        ("UPDATE", again, "Paris et Lyon"),
+        ("INSERT", last, "*Paris*"),
+    ]
+    assert [(c["data"]["type"], c["data"]["record"]["id"]) for c in star.changes] == [("INSERT", last)]
