@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tripsage.realtime.patterns import LikePattern, PatternError, Regex
+from tripsage.realtime.patterns import LikePattern, PatternError, Regex, ascii_lower
 
 OPERATORS = ("eq", "neq", "lt", "lte", "gt", "gte", "in", "like", "ilike", "is", "match", "imatch", "isdistinct")
 ORDERED = {"lt", "lte", "gt", "gte"}
@@ -93,6 +93,11 @@ def _text(text: str) -> str:
     return text
 
 
+def _citext(text: str) -> str:
+    """citext compares lower-cased text (ASCII letters only in a C-ctype database, as this module's matchers)."""
+    return ascii_lower(text)
+
+
 # pg type name -> (cast of a filter value or of a row's JSON value, whether lt/lte/gt/gte apply)
 CASTS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "int2": (_integer, True),
@@ -109,7 +114,7 @@ CASTS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "text": (_text, True),
     "varchar": (_text, True),
     "bpchar": (_text, True),
-    "citext": (_text, True),
+    "citext": (_citext, True),
     "name": (_text, True),
 }
 

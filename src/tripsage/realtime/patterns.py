@@ -30,7 +30,8 @@ _ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
 _ASCII_SWAP = {**_ASCII_LOWER, **{code + 32: code for code in range(ord("A"), ord("Z") + 1)}}
 
 
-def _fold(text: str) -> str:
+def ascii_lower(text: str) -> str:
+    """Lower-case ASCII letters only, as lower() does in a C-ctype database."""
     return text.translate(_ASCII_LOWER)
 
 
@@ -82,14 +83,14 @@ class LikePattern:
                 escaped = next(chars, None)
                 if escaped is None:
                     raise PatternError("LIKE pattern must not end with escape character")
-                current.append(_fold(escaped) if fold else escaped)
+                current.append(ascii_lower(escaped) if fold else escaped)
             elif char == "%":
                 parts.append(tuple(current))
                 current = []
             elif char == "_":
                 current.append(None)
             else:
-                current.append(_fold(char) if fold else char)
+                current.append(ascii_lower(char) if fold else char)
         parts.append(tuple(current))
         return cls(tuple(parts), fold=fold)
 
@@ -101,7 +102,7 @@ class LikePattern:
 
     def matches(self, text: str) -> bool:
         if self.fold:
-            text = _fold(text)
+            text = ascii_lower(text)
         parts = self.parts
         if len(parts) == 1:
             return len(parts[0]) == len(text) and self._at(parts[0], text, 0)
@@ -226,8 +227,8 @@ class _RegexParser:
 
     def literal(self, char: str) -> Callable[[str], bool]:
         if self.fold and _swapcase(char) != char:
-            folded = _fold(char)
-            return lambda c: _fold(c) == folded
+            folded = ascii_lower(char)
+            return lambda c: ascii_lower(c) == folded
         return lambda c: c == char
 
     def char_set(self, members: frozenset[str], ranges: tuple[tuple[str, str], ...], negated: bool) -> Node:

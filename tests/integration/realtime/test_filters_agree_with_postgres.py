@@ -47,6 +47,8 @@ CASES: dict[str, tuple[Any, list[str]]] = {
         ),
         ["eq", "neq"],
     ),
+    # citext compares lower-cased: a small alphabet makes values that differ only in case common
+    "citext": (st.text(alphabet="aAbBzZ1 é", min_size=1, max_size=4).filter(lambda t: t == t.strip()), ORDERED),
 }
 
 
@@ -94,6 +96,7 @@ def sql_truth(connection: psycopg.Connection[Any], query: sql.Composable, params
 @pytest.fixture(scope="module")
 def connection(embedded_server: Any) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(embedded_server.admin_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS citext")
         yield conn
 
 
