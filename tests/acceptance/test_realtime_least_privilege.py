@@ -8,44 +8,37 @@ from pathlib import Path
 
 import psycopg
 
-from tests import servers
 from tests.integration.realtime.conftest import eventually, subscribe, user_token
 from tests.runtime import running_runtime, runtime_settings
 
 
 async def test_realtime_runs_as_tripsage_automation(
-    embedded_server: servers.Server, embedded_database: str, tmp_path: Path
+    least_privilege_url: str, embedded_database: str, tmp_path: Path
 ) -> None:
-    with embedded_server.admin() as conn:
-        conn.execute("ALTER ROLE tripsage_automation LOGIN")
-    try:
-        url = psycopg.conninfo.make_conninfo(embedded_database, user="tripsage_automation")
-        owner = str(uuid.uuid4())
-        with psycopg.connect(embedded_database, autocommit=True) as conn:
-            conn.execute("INSERT INTO auth.users (id) VALUES (%s)", [owner])
-        settings = runtime_settings(tmp_path, db_role="service_role")
-        async with running_runtime(settings, url) as running:
-            component = next(c for c in running.runtime.components if c.name == "realtime")
-            assert component.health()["status"] == "ok"
-            sub = await subscribe(
-                running.base_url, user_token(owner), "lp", [{"event": "*", "table": "trips", "schema": "public"}]
+    url = least_privilege_url
+    owner = str(uuid.uuid4())
+    with psycopg.connect(embedded_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO auth.users (id) VALUES (%s)", [owner])
+    settings = runtime_settings(tmp_path, db_role="service_role")
+    async with running_runtime(settings, url) as running:
+        component = next(c for c in running.runtime.components if c.name == "realtime")
+        assert component.health()["status"] == "ok"
+        sub = await subscribe(
+            running.base_url, user_token(owner), "lp", [{"event": "*", "table": "trips", "schema": "public"}]
+        )
+        try:
+            with psycopg.connect(embedded_database, autocommit=True) as conn:
+                trip = conn.execute(
+                    "INSERT INTO trips (user_id, name, destination, start_date, end_date)"
+                    " VALUES (%s, 'least privilege', 'X', '2026-01-01', '2026-01-02') RETURNING id",
+                    [owner],
+                ).fetchone()[0]  # type: ignore[index]
+            await eventually(lambda: [c["data"]["record"]["id"] for c in sub.changes] == [trip])
+            presence = {"config": {"broadcast": {}, "presence": {"key": "me", "enabled": True}, "private": False}}
+            room = await subscribe(
+                running.base_url, user_token(owner), "lp-room", [], client=sub.client, params=presence
             )
-            try:
-                with psycopg.connect(embedded_database, autocommit=True) as conn:
-                    trip = conn.execute(
-                        "INSERT INTO trips (user_id, name, destination, start_date, end_date)"
-                        " VALUES (%s, 'least privilege', 'X', '2026-01-01', '2026-01-02') RETURNING id",
-                        [owner],
-                    ).fetchone()[0]  # type: ignore[index]
-                await eventually(lambda: [c["data"]["record"]["id"] for c in sub.changes] == [trip])
-                presence = {"config": {"broadcast": {}, "presence": {"key": "me", "enabled": True}, "private": False}}
-                room = await subscribe(
-                    running.base_url, user_token(owner), "lp-room", [], client=sub.client, params=presence
-                )
-                await room.channel.track({"online": True})  # presence rows and the relay, as service_role
-                await eventually(lambda: set(room.channel.presence_state()) == {"me"})
-            finally:
-                await sub.client.close()
-    finally:
-        with embedded_server.admin() as conn:
-            conn.execute("ALTER ROLE tripsage_automation NOLOGIN")
+            await room.channel.track({"online": True})  # presence rows and the relay, as service_role
+            await eventually(lambda: set(room.channel.presence_state()) == {"me"})
+        finally:
+            await sub.client.close()
