@@ -5,8 +5,6 @@ tests/integration/realtime/test_filters_agree_with_postgres.py."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tripsage.realtime import filters
@@ -227,10 +225,10 @@ def test_regex_features() -> None:
 
 
 def test_regexes_run_in_linear_time() -> None:
+    # A backtracking engine would never return here (2**20000 ways to split the a's); the matcher walks the text
+    # once. No time is asserted: the suite's own completion is the check.
     (condition,) = filters.parse("title=match.(a+)+$", COLUMNS)
-    started = time.monotonic()
     assert not condition.matches({"title": "a" * 20_000 + "!"})
-    assert time.monotonic() - started < 5  # a backtracking engine would never finish
 
 
 # --- errors ---------------------------------------------------------------------------------------------------
