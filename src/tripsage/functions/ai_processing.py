@@ -32,8 +32,9 @@ from tripsage.functions.app import (
 from tripsage.functions.errors import BadRequest
 
 Q = queries_for("tripsage.functions")
-BATCH_SIZE = 128  # memories per read-encode-write step (the model encodes them in its own batches of 64); small,
-# so the last step's write, the one no encoding overlaps, is short
+# Memories per read-encode-write step (the model encodes them in its own batches of 64). Small, so that the last
+# step's write, the one no encoding overlaps, is short.
+BATCH_SIZE = 128
 MAX_IDS = 10_000  # memory ids one event may list
 REINFORCE_WEIGHT = 0.5  # share of the gap to 1 that a repeat with confidence 1 closes
 
