@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Provision a throwaway PostgreSQL 15 cluster (Debian 12 / bookworm) with real
 # extensions for the test suite: pg_cron (>= 1.6), pgvector, pgcrypto,
-# pg_stat_statements, btree_gist.
+# pg_stat_statements, btree_gist; and Debian's pgbouncer (its service disabled).
 #
 # Usage:
 #   scripts/system-postgres.sh install          # install packages / build extensions (idempotent)
@@ -327,7 +327,26 @@ install_pg_cron() {
     pg_cron_version >"$PG_CRON_FALLBACK_MARK"
 }
 
+# PgBouncer (Debian's package) for the production-topology tests: the fixtures start their own pgbouncer on a free
+# port with a config in a temp dir, so the package's own service is stopped and disabled.
+install_pgbouncer() {
+    if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
+        [ "$(id -u)" = 0 ] || die "installing pgbouncer needs root"
+        [ -n "$(candidate_version pgbouncer)" ] || apt_update_once
+        apt_install pgbouncer
+    fi
+    if [ "$(id -u)" = 0 ]; then
+        if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+            systemctl disable --now pgbouncer.service >&2 2>/dev/null || true
+        else
+            service pgbouncer stop >&2 2>/dev/null || true
+            command -v update-rc.d >/dev/null && update-rc.d pgbouncer disable >&2 2>/dev/null || true
+        fi
+    fi
+}
+
 cmd_install() {
+    install_pgbouncer
     # Fast path: everything already in place.  An earlier fallback to the old
     # apt pg_cron also counts as done (retry: TRIPSAGE_PG_RETRY=1), so test runs
     # don't hit the network every time.

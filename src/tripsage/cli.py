@@ -19,7 +19,7 @@ from rich.table import Table
 
 from tripsage import jwt
 from tripsage.config import Settings, load_settings
-from tripsage.db import connector
+from tripsage.db import connector, topology
 from tripsage.db.embedded import EmbeddedPostgres
 from tripsage.db.migrations import Deployer, Migration
 from tripsage.exceptions import TripSageError
@@ -115,6 +115,9 @@ async def verification(url: str) -> dict[str, Any]:
     async with connector.Database(url, max_size=1, application_name="tripsage-verify") as db:
         extensions = await db.fetch_all(q["verify_extensions"])
         checks = await db.fetch_all(q["verify_automation_setup"])
+        state = await db.fetch_one(q["server_role_state"])
+    if state and (state["in_recovery"] or state["default_read_only"]):
+        checks.insert(0, {"component": "server", "status": "error", "details": topology.READ_ONLY_ADVICE})
     ok = all(check["status"] != "error" for check in checks)
     return {"ok": ok, "extensions": extensions, "checks": checks}
 
@@ -157,6 +160,11 @@ def serve_runtime(settings: Settings, url: str, host: str, port: int, *, banner:
 
     from tripsage.server import build_app, build_runtime
 
+    async def preflight() -> None:
+        # A transaction-mode pooler or too few free connections: one clear line now, not errors in a loop later.
+        topology.refuse_unsupported(url, await topology.server_state(url), settings.pool_max_size)
+
+    run(preflight())
     runtime = build_runtime(settings, url)
     config = uvicorn.Config(
         build_app(runtime),

@@ -7,6 +7,7 @@ replicas may run against one database: components coordinate in PostgreSQL, neve
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -21,12 +22,14 @@ from starlette.routing import BaseRoute, Route
 
 from tripsage import __version__, queries_for
 from tripsage.config import Settings
+from tripsage.db import topology
 from tripsage.db.connector import Database
 from tripsage.exceptions import DatabaseError
 from tripsage.monitoring.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.db")
+READ_ONLY_RECHECK = 5.0  # seconds between checks of a read-only server for writability
 
 
 class Component(Protocol):
@@ -51,6 +54,9 @@ class Runtime:
     db: Database | None = None
     started_at: float = field(default_factory=time.time)
     metrics: Metrics = field(default_factory=Metrics)
+    read_only: bool = False  # the server refuses writes: the components wait (a standby, until it is promoted)
+    _started: list[Component] = field(default_factory=list)
+    _waiting: asyncio.Task[None] | None = None
 
     @property
     def database(self) -> Database:
@@ -65,16 +71,53 @@ class Runtime:
             application_name="tripsage-runtime",
         )
         await self.db.open()
+        if await self._server_read_only():
+            # Not an error loop: one warning, /health says what to do, and the components start once it is writable.
+            self.read_only = True
+            log.warning("%s; the components start when it accepts writes", topology.READ_ONLY_ADVICE)
+            self._waiting = asyncio.create_task(self._start_when_writable(), name="runtime-wait-writable")
+            return
+        await self._start_components()
+
+    async def _server_read_only(self) -> bool:
+        row = await self.database.fetch_one(Q["server_role_state"])
+        return bool(row and (row["in_recovery"] or row["default_read_only"]))
+
+    async def _start_when_writable(self) -> None:
+        while True:
+            await asyncio.sleep(READ_ONLY_RECHECK)
+            try:
+                if await self._server_read_only():
+                    continue
+            except DatabaseError as error:
+                log.warning("runtime: cannot check the server (%s)", error)
+                continue
+            log.info("runtime: the server accepts writes now; starting the components")
+            self.read_only = False
+            try:
+                await self._start_components()
+            except Exception:
+                log.exception("runtime: the components failed to start")
+            return
+
+    async def _start_components(self) -> None:
         for component in self.components:
             await component.start(self)
+            self._started.append(component)
             log.info("component %s started", component.name)
 
     async def stop(self) -> None:
-        for component in reversed(self.components):
+        if self._waiting is not None:
+            self._waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._waiting
+            self._waiting = None
+        for component in reversed(self._started):
             try:
                 await component.stop()
             except Exception:  # one component failing to stop must not keep the others running
                 log.exception("component %s failed to stop", component.name)
+        self._started = []
         if self.db is not None:
             await self.db.close()
             self.db = None
@@ -91,7 +134,9 @@ class Runtime:
             }
         except DatabaseError as error:
             database = {"status": "error", "error": str(error)}
-        components = {component.name: component.health() for component in self.components}
+        if self.read_only and database["status"] == "ok":
+            database = {**database, "status": "error", "read_only": True, "error": topology.READ_ONLY_ADVICE}
+        components = {component.name: component.health() for component in self._started}
         statuses = [database["status"], *(c.get("status", "ok") for c in components.values())]
         overall = "ok" if all(s == "ok" for s in statuses) else ("error" if database["status"] != "ok" else "degraded")
         return {

@@ -65,3 +65,16 @@ SELECT id, secret FROM public.webhook_configs WHERE secret IS NOT NULL ORDER BY 
 
 -- name: reencrypt_webhook_secret
 UPDATE public.webhook_configs SET secret = %(secret)s WHERE id = %(id)s;
+
+-- name: backend_pid
+-- The server process of this session (differs from the one the client was told at connect behind a pooler).
+SELECT pg_backend_pid() AS pid;
+
+-- name: server_role_state
+-- Whether writes are possible here (a standby, or a server set read-only), and the connection room left.
+SELECT pg_is_in_recovery() AS in_recovery,
+       current_setting('default_transaction_read_only')::boolean AS default_read_only,
+       current_setting('max_connections')::int AS max_connections,
+       current_setting('superuser_reserved_connections')::int AS reserved,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
+       (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS in_use;

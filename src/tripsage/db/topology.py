@@ -1,0 +1,118 @@
+"""What the runtime needs from the server it is given, checked before it starts: a session of its own (not a
+transaction-mode pooler), a writable primary, and room for its connections.
+
+The runtime holds session state: LISTEN connections, the scheduler leader's advisory lock, and psycopg's prepared
+statements. A transaction-mode pooler (PgBouncer `pool_mode = transaction`, Supavisor on port 6543) hands each
+transaction to any server connection, which silently breaks all three, so such a URL is refused with the fix named.
+Applications may keep using the transaction pooler for their own SQL (`cron.schedule`, `net.http_post`, triggers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from tripsage import queries_for
+from tripsage.db.connector import connect, mapped_errors, redact
+from tripsage.exceptions import ConfigurationError
+
+Q = queries_for("tripsage.db")
+
+Pooling = Literal["none", "session", "transaction"]
+PROBE_ROUNDS = 3  # a transaction pooler shows itself in the first round in practice; more rounds only confirm
+LISTEN_CONNECTIONS = 4  # webhooks, net worker, scheduler, realtime: one dedicated LISTEN connection each
+LEADER_CONNECTIONS = 1  # the scheduler's leader lock (every replica tries to hold it)
+READ_ONLY_ADVICE = (
+    "read-only server (a standby, or default_transaction_read_only is on): point DATABASE_URL at the primary, "
+    "or list every node with target_session_attrs=read-write "
+    "(postgresql://host1:5432,host2:5432/db?target_session_attrs=read-write)"
+)
+
+
+def connections_needed(pool_max_size: int) -> int:
+    """The most connections one replica opens at once, scheduler job sessions aside (one per running job)."""
+    return pool_max_size + LISTEN_CONNECTIONS + LEADER_CONNECTIONS
+
+
+@dataclass(frozen=True)
+class ServerState:
+    pooling: Pooling
+    read_only: bool
+    room: int  # connections this role may still open (meaningless behind a pooler, which has its own limits)
+    max_connections: int
+
+
+async def _pid(conn: Any) -> int:
+    row = await (await conn.execute(Q["backend_pid"].sql)).fetchone()
+    return int(row["pid"])
+
+
+async def detect_pooling(url: str) -> Pooling:
+    """ "none" (a direct server), "session" or "transaction" (a pooler sharing server sessions between clients).
+
+    A direct server tells the client its real backend pid at connect; a pooler tells its own. Behind a pooler, a
+    second client holds a transaction open while the first keeps asking for its backend: in session mode the two
+    never share a backend and the first always gets the same one; in transaction (or statement) mode they do not.
+    """
+    with mapped_errors("pooling probe"):
+        first = await connect(url, application_name="tripsage-probe")
+        second = None
+        try:
+            pid = await _pid(first)
+            if first.info.backend_pid == pid:
+                return "none"
+            second = await connect(url, autocommit=False, application_name="tripsage-probe")
+            for _ in range(PROBE_ROUNDS):
+                other = await _pid(second)  # opens a transaction: pins a backend to `second`
+                if other == pid or await _pid(first) != pid:
+                    return "transaction"
+                await second.commit()
+            return "session"
+        except Exception as error:
+            # Statement pooling refuses the transaction block itself.
+            if "statement mode" in str(error):
+                return "transaction"
+            raise
+        finally:
+            for conn in (first, second):
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+
+
+async def server_state(url: str) -> ServerState:
+    pooling = await detect_pooling(url)
+    with mapped_errors("server state"):
+        conn = await connect(url, application_name="tripsage-probe")
+        try:
+            row = await (await conn.execute(Q["server_role_state"].sql)).fetchone()
+        finally:
+            await conn.close()
+    assert row is not None
+    reserved = 0 if row["superuser"] else int(row["reserved"])
+    return ServerState(
+        pooling=pooling,
+        read_only=bool(row["in_recovery"] or row["default_read_only"]),
+        room=int(row["max_connections"]) - reserved - int(row["in_use"]) + 1,  # +1: this probe is closed now
+        max_connections=int(row["max_connections"]),
+    )
+
+
+def refuse_unsupported(url: str, state: ServerState, pool_max_size: int) -> None:
+    """Raise one clear ConfigurationError when the runtime cannot work against this server as configured."""
+    if state.pooling == "transaction":
+        raise ConfigurationError(
+            f"{redact(url)} goes through a transaction-mode pooler, which breaks the runtime's LISTEN, advisory "
+            "locks and prepared statements: give the runtime a session-mode pooler URL (Supabase: the pooler's "
+            "port 5432) or the server's direct URL in DATABASE_URL; applications may keep the transaction pooler"
+        )
+    needed = connections_needed(pool_max_size)
+    if state.pooling == "none" and state.room < needed:
+        raise ConfigurationError(
+            f"not enough free connections on {redact(url)}: this replica needs up to {needed} "
+            f"(TRIPSAGE_POOL_MAX_SIZE={pool_max_size} + {LISTEN_CONNECTIONS} LISTEN + {LEADER_CONNECTIONS} "
+            f"scheduler leader) but {max(state.room, 0)} of max_connections={state.max_connections} are free: "
+            "lower TRIPSAGE_POOL_MAX_SIZE, run fewer replicas, put a session-mode pooler in front, "
+            "or raise max_connections"
+        )
