@@ -11,6 +11,7 @@ Checks, each printed with its figure:
 
 Full run (the issue's): .venv/bin/python bench/chaos.py          (10 kills, 10,000 events, 60 clients, ~2 minutes)
 Short run (CI):         .venv/bin/python bench/chaos.py --short  (3 kills, 1,000 events, 12 clients, ~20 seconds)
+Through PgBouncer:      add --pgbouncer session (the replicas' DATABASE_URL is a real pgbouncer in session mode)
 Exit status 0 when every check passes.
 """
 
@@ -57,6 +58,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunk", type=int, default=100, help="events per producer transaction")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=120.0, help="how long the chaos phase lasts (about)")
+    parser.add_argument(
+        "--pgbouncer", choices=["session"], default=None, help="the replicas reach PostgreSQL through a real pgbouncer"
+    )
     if parser.parse_known_args(argv)[0].short:  # the short sizes, unless given explicitly
         parser.set_defaults(kills=3, events=1_000, clients=12, users=4, chunk=25, seconds=20.0)
     return parser.parse_args(argv)
@@ -64,7 +68,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
     rng = random.Random(args.seed)
-    rig = Rig(args.replicas, args.clients, args.users, log_dir)
+    rig = Rig(args.replicas, args.clients, args.users, log_dir, pooler=args.pgbouncer)
     result: dict[str, Any] = {}
     try:
         await rig.start()
@@ -186,7 +190,8 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> str:
         "",
         f"{machine()}; {args.replicas} replicas, {result['kills']} SIGKILLs at random moments, "
         f"{result['postgres_restarts']} PostgreSQL restart, {args.events:,} webhook events, {r['clients']} realtime "
-        f"clients; chaos phase {result['chaos_seconds']} s.",
+        f"clients; chaos phase {result['chaos_seconds']} s"
+        + (f"; the replicas through pgbouncer ({args.pgbouncer} pooling)." if args.pgbouncer else "."),
         "",
     ]
     lines += checks_table(verdicts(result, args))

@@ -374,6 +374,8 @@ class Rig:
     replicas: list[Any] = field(default_factory=list)
     fleet: RealtimeFleet | None = None
     cron: bool = False
+    pooler: str | None = None  # "session": the replicas reach PostgreSQL through a real pgbouncer in session mode
+    bouncer: Any = None
 
     async def start(self) -> None:
         from bench.harness import JWT_SECRET, Cluster, Replica, new_encryption_key
@@ -386,7 +388,13 @@ class Rig:
         with psycopg.connect(self.cluster.url, autocommit=True) as conn:
             row = conn.execute("SELECT to_regprocedure('cron.schedule(text,text,text)') IS NOT NULL").fetchone()
         self.cron = bool(row and row[0])
-        self.replicas = [Replica(self.cluster.url, self.key) for _ in range(self.replicas_wanted)]
+        runtime_url = self.cluster.url
+        if self.pooler is not None:
+            from tests import pgbouncer
+
+            self.bouncer = pgbouncer.start(self.cluster.url, self.pooler)  # type: ignore[arg-type]
+            runtime_url = self.bouncer.url(self.cluster.url)
+        self.replicas = [Replica(runtime_url, self.key) for _ in range(self.replicas_wanted)]
         for replica in self.replicas:
             replica.start(self.log_dir)
         for replica in self.replicas:
@@ -413,6 +421,8 @@ class Rig:
         for replica in self.replicas:
             await asyncio.to_thread(replica.stop)
         await self.sink.close()
+        if self.bouncer is not None:
+            self.bouncer.stop()
         if self.cluster is not None:
             await asyncio.to_thread(self.cluster.close)
 
