@@ -52,6 +52,7 @@ def main() -> int:
     # The reliability runs, with their checks: short by default, the size with --full (the soak: 30 min).
     runs += [(BENCH / "chaos.py", [] if args.full else ["--short"])]
     runs += [(BENCH / "soak.py", [] if args.full else ["--minutes", "1", "--clients", "40", "--users", "10"])]
+    runs += [(BENCH / "failover.py", [] if args.full else ["--short"])]  # needs root and the system PostgreSQL 15
     if args.only:
         runs = [(s, a) for s, a in runs if s.stem.removeprefix("bench_") in args.only]
     started = dt.datetime.now(dt.UTC)

@@ -46,6 +46,7 @@ HEARTBEAT_S = 20.0
 @dataclass
 class WebhookSink:
     ids_by_n: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+    first_at: dict[int, float] = field(default_factory=dict)  # event number -> when it first arrived (epoch s)
     requests: int = 0
     url: str = ""
     _stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
@@ -53,6 +54,7 @@ class WebhookSink:
     async def handle(self, request: web.Request) -> web.Response:
         body = json.loads(await request.read())
         self.ids_by_n[int(body["data"]["n"])].add(request.headers["webhook-id"])
+        self.first_at.setdefault(int(body["data"]["n"]), time.time())
         self.requests += 1
         return web.Response(text="ok")
 
