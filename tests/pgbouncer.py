@@ -59,6 +59,18 @@ class Bouncer:
                 self.process.wait(timeout=15)
         shutil.rmtree(self.directory, ignore_errors=True)
 
+    def show(self, what: str) -> list[dict[str, str]]:
+        """`SHOW <what>` on PgBouncer's admin console (simple protocol only, so through psql)."""
+        env = {**os.environ, "PGPASSWORD": self.password or ""}
+        result = subprocess.run(
+            [str(servers.SYSTEM_BIN / "psql"), "-X", "-A", "-F", "\t", "-h", "127.0.0.1", "-p", str(self.port),
+             "-U", "postgres", "-d", "pgbouncer", "-c", f"SHOW {what}"],
+            capture_output=True, text=True, timeout=30, env=env, check=True,
+        )  # fmt: skip
+        lines = [line for line in result.stdout.splitlines() if line and not line.startswith("(")]
+        header = lines[0].split("\t")
+        return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
+
     def log(self) -> str:
         path = self.directory / "pgbouncer.log"
         return path.read_text(errors="replace") if path.exists() else ""
@@ -99,6 +111,7 @@ ignore_startup_parameters = extra_float_digits,options
 logfile = {directory}/pgbouncer.log
 pidfile = {directory}/pgbouncer.pid
 server_login_retry = 1
+admin_users = {users[0]}
 """
     )
     command = [PGBOUNCER, str(directory / "pgbouncer.ini")]

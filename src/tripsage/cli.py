@@ -155,17 +155,27 @@ def verify(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     raise typer.Exit(0 if report["ok"] else 1)
 
 
-def serve_runtime(settings: Settings, url: str, host: str, port: int, *, banner: str | None = None) -> None:
+def serve_runtime(
+    settings: Settings,
+    url: str,
+    host: str,
+    port: int,
+    *,
+    banner: str | None = None,
+    direct_url: str | None = None,
+) -> None:
     import uvicorn
 
     from tripsage.server import build_app, build_runtime
 
-    async def preflight() -> None:
-        # A transaction-mode pooler or too few free connections: one clear line now, not errors in a loop later.
-        topology.refuse_unsupported(url, await topology.server_state(url), settings.pool_max_size)
-
-    run(preflight())
-    runtime = build_runtime(settings, url)
+    # A transaction-mode pooler where a session is needed, or too few free connections: one clear line now, not
+    # errors in a loop later.
+    plan = run(
+        topology.plan_connections(url, direct_url, pool_max_size=settings.pool_max_size, db_role=settings.db_role)
+    )
+    runtime = build_runtime(
+        settings, plan.session_url, pool_url=plan.pool_url, pool_prepared_statements=plan.pool_prepared_statements
+    )
     config = uvicorn.Config(
         build_app(runtime),
         host=host,
@@ -221,7 +231,8 @@ def up(
         )
         # The seed webhooks trip_events/ai_processing point at this runtime's own functions.
         settings = settings.model_copy(update={"port": http_port, "webhook_point_seed": True})
-        serve_runtime(settings, target.url, settings.host, http_port, banner=banner)
+        direct = settings.db_direct_url if target.embedded is None else None
+        serve_runtime(settings, target.url, settings.host, http_port, banner=banner, direct_url=direct)
     except KeyboardInterrupt:
         pass
     finally:
@@ -241,7 +252,7 @@ def serve(
             "[bold red]error:[/] set SUPABASE_DB_URL or DATABASE_URL (or use `tripsage up` for the embedded server)"
         )
         raise typer.Exit(1)
-    serve_runtime(settings, url, host or settings.host, port or settings.port)
+    serve_runtime(settings, url, host or settings.host, port or settings.port, direct_url=settings.db_direct_url)
 
 
 @app.command()

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     cron_statement_timeout_s: float = Field(default=600.0, gt=0, validation_alias="TRIPSAGE_CRON_STATEMENT_TIMEOUT")
     # false: this runtime never runs emulated jobs (other replicas may); e.g. for tests that count rows jobs write.
     cron_enabled: bool = Field(default=True, validation_alias="TRIPSAGE_CRON_ENABLED")
+    # Production topologies (docs/operations.md): a direct or session-mode URL for the runtime's session-bound parts
+    # (LISTEN, the scheduler's leader lock, emulated jobs' sessions) when DATABASE_URL is a transaction-mode pooler.
+    db_direct_url: str | None = Field(default=None, validation_alias="TRIPSAGE_DB_DIRECT_URL")
 
     @field_validator("embedding_dim")
     @classmethod

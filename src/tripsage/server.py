@@ -54,6 +54,8 @@ class Runtime:
     db: Database | None = None
     started_at: float = field(default_factory=time.time)
     metrics: Metrics = field(default_factory=Metrics)
+    pool_url: str | None = None  # the pool's URL when it differs from database_url (TRIPSAGE_DB_DIRECT_URL is set)
+    pool_prepared_statements: bool = True  # off when the pool goes through a transaction-mode pooler
     read_only: bool = False  # the server refuses writes: the components wait (a standby, until it is promoted)
     _started: list[Component] = field(default_factory=list)
     _waiting: asyncio.Task[None] | None = None
@@ -65,10 +67,11 @@ class Runtime:
 
     async def start(self) -> None:
         self.db = Database(
-            self.database_url,
+            self.pool_url or self.database_url,
             max_size=self.settings.pool_max_size,
             role=self.settings.db_role,
             application_name="tripsage-runtime",
+            prepared_statements=self.pool_prepared_statements,
         )
         await self.db.open()
         if await self._server_read_only():
@@ -190,5 +193,15 @@ def build_app(runtime: Runtime) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def build_runtime(settings: Settings, database_url: str) -> Runtime:
-    return Runtime(settings=settings, database_url=database_url, components=default_components(settings))
+def build_runtime(
+    settings: Settings, database_url: str, *, pool_url: str | None = None, pool_prepared_statements: bool = True
+) -> Runtime:
+    """The runtime: `database_url` for its session-bound parts (LISTEN, leader lock, job sessions), `pool_url` (by
+    default the same) for its pool."""
+    return Runtime(
+        settings=settings,
+        database_url=database_url,
+        pool_url=pool_url,
+        pool_prepared_statements=pool_prepared_statements,
+        components=default_components(settings),
+    )

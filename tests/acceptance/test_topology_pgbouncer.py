@@ -2,8 +2,10 @@
 
 - session pooling: the whole runtime works through it (webhook dispatcher, net worker, the scheduler's leadership and
   its jobs, realtime capture, functions); bench/chaos.py --short --pgbouncer session runs replicas through it too;
-- transaction pooling: `tripsage serve` refuses it at start with one line naming the fix, while the SQL applications
-  run (cron.schedule, net.http_post, triggers) works through it against a runtime on a session URL.
+- transaction pooling: `tripsage serve` refuses it at start with one line naming the fix, unless
+  TRIPSAGE_DB_DIRECT_URL gives the session-bound parts a direct URL (then the pool goes through the transaction
+  pooler, prepared statements off); the SQL applications run (cron.schedule, net.http_post, triggers) works through
+  the transaction pooler either way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from bench.harness import Replica, new_encryption_key
 
 from tests import pgbouncer, servers
 from tests.acceptance.test_chaos_soak import run_script
@@ -169,6 +172,41 @@ async def test_application_sql_works_through_transaction_pooling(
                 break
             await asyncio.sleep(0.2)
         assert await asyncio.to_thread(probe_rows, pooled) >= 2, "the job scheduled through the pooler did not run"
+
+
+async def test_serve_splits_the_pool_onto_the_transaction_pooler_with_a_direct_url(
+    bouncers: dict[str, pgbouncer.Bouncer], system_database: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    bouncer = bouncers["transaction"]
+    pooled = bouncer.url(system_database)
+    replica = Replica(
+        pooled,
+        new_encryption_key(),
+        extra_env={"TRIPSAGE_DB_DIRECT_URL": system_database, "TRIPSAGE_DATA_DIR": str(tmp_path / "replica")},
+    )
+    replica.start(tmp_path)
+    try:
+        await asyncio.to_thread(replica.wait_healthy)
+        await asyncio.to_thread(application_work, pooled, receiver.url)
+        await wait_for(lambda: delivered(receiver), "the webhook and the pg_net call")
+        for _ in range(int(WAIT / 0.2)):
+            if await asyncio.to_thread(probe_rows, pooled) >= 2:
+                break
+            await asyncio.sleep(0.2)
+        assert await asyncio.to_thread(probe_rows, pooled) >= 2, "the cron job did not run"
+        # The pool went through the transaction pooler; the session-bound parts straight to the server.
+        names = {client.get("application_name") for client in await asyncio.to_thread(bouncer.show, "CLIENTS")}
+        assert "tripsage-runtime" in names, names
+        with psycopg.connect(system_database, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND application_name LIKE 'tripsage-%%' GROUP BY 1"
+            ).fetchall()
+        direct = {str(name): int(count) for name, count in rows}
+        assert direct.get("tripsage-listen") == 3 and direct.get("tripsage-scheduler-leader") == 1, direct
+        assert direct.get("tripsage-realtime-listen") == 1, direct
+    finally:
+        await asyncio.to_thread(replica.stop)
 
 
 def test_chaos_short_through_session_pooling(bouncers: dict[str, pgbouncer.Bouncer]) -> None:

@@ -126,22 +126,23 @@ class Database:
         max_size: int = 10,
         role: str | None = None,
         application_name: str = "tripsage",
+        prepared_statements: bool = True,
     ) -> None:
         self.url = url
         self.role = role
         self.application_name = application_name
+        kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "row_factory": dict_row,
+            "application_name": application_name,
+            "connect_timeout": CONNECT_TIMEOUT,
+        }
+        if not prepared_statements:
+            # Behind a transaction-mode pooler a statement prepared in one server session would be executed in
+            # another: never prepare (psycopg otherwise prepares a query after its fifth execution).
+            kwargs["prepare_threshold"] = None
         self._pool = AsyncConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            open=False,
-            configure=self._configure,
-            kwargs={
-                "autocommit": True,
-                "row_factory": dict_row,
-                "application_name": application_name,
-                "connect_timeout": CONNECT_TIMEOUT,
-            },
+            url, min_size=min_size, max_size=max_size, open=False, configure=self._configure, kwargs=kwargs
         )
 
     async def _configure(self, connection: psycopg.AsyncConnection[Any]) -> None:

@@ -1,10 +1,16 @@
-"""What the runtime needs from the server it is given, checked before it starts: a session of its own (not a
-transaction-mode pooler), a writable primary, and room for its connections.
+"""What the runtime needs from the servers it is given, checked before it starts: sessions of its own (not a
+transaction-mode pooler) for its session-bound parts, and room for its connections.
 
-The runtime holds session state: LISTEN connections, the scheduler leader's advisory lock, and psycopg's prepared
-statements. A transaction-mode pooler (PgBouncer `pool_mode = transaction`, Supavisor on port 6543) hands each
-transaction to any server connection, which silently breaks all three, so such a URL is refused with the fix named.
-Applications may keep using the transaction pooler for their own SQL (`cron.schedule`, `net.http_post`, triggers).
+The runtime holds session state: LISTEN connections, the scheduler leader's advisory lock, the emulated jobs'
+sessions, and psycopg's prepared statements. A transaction-mode pooler (PgBouncer `pool_mode = transaction`,
+Supavisor on port 6543) hands each transaction to any server connection, which silently breaks all of them. So:
+
+- DATABASE_URL alone: it must be a direct or session-mode URL; a transaction-mode pooler is refused with the fix named.
+- DATABASE_URL plus TRIPSAGE_DB_DIRECT_URL: the session-bound parts use the direct (or session-mode) URL, and only
+  the pool of short statements and transactions uses DATABASE_URL, with prepared statements off when it is a
+  transaction-mode pooler.
+
+Applications may use a transaction pooler for their own SQL (`cron.schedule`, `net.http_post`, triggers) either way.
 """
 
 from __future__ import annotations
@@ -99,20 +105,66 @@ async def server_state(url: str) -> ServerState:
     )
 
 
-def refuse_unsupported(url: str, state: ServerState, pool_max_size: int) -> None:
-    """Raise one clear ConfigurationError when the runtime cannot work against this server as configured."""
+@dataclass(frozen=True)
+class ConnectionPlan:
+    """Which URL each part of the runtime uses."""
+
+    session_url: str  # LISTEN, the scheduler's leader lock, emulated jobs' sessions
+    pool_url: str  # the pool of short statements and transactions
+    pool_prepared_statements: bool  # off behind a transaction-mode pooler
+
+
+def _refuse_transaction_pooler(url: str, state: ServerState, setting: str) -> None:
     if state.pooling == "transaction":
         raise ConfigurationError(
-            f"{redact(url)} goes through a transaction-mode pooler, which breaks the runtime's LISTEN, advisory "
-            "locks and prepared statements: give the runtime a session-mode pooler URL (Supabase: the pooler's "
-            "port 5432) or the server's direct URL in DATABASE_URL; applications may keep the transaction pooler"
+            f"{setting} {redact(url)} goes through a transaction-mode pooler, which breaks the runtime's LISTEN, "
+            "advisory locks and prepared statements: give the runtime a session-mode pooler URL (Supabase: the "
+            "pooler's port 5432) or the server's direct URL, as DATABASE_URL, or as TRIPSAGE_DB_DIRECT_URL beside "
+            "the pooled DATABASE_URL"
         )
-    needed = connections_needed(pool_max_size)
+
+
+def _refuse_short_budget(url: str, state: ServerState, needed: int, breakdown: str) -> None:
     if state.pooling == "none" and state.room < needed:
         raise ConfigurationError(
-            f"not enough free connections on {redact(url)}: this replica needs up to {needed} "
-            f"(TRIPSAGE_POOL_MAX_SIZE={pool_max_size} + {LISTEN_CONNECTIONS} LISTEN + {LEADER_CONNECTIONS} "
-            f"scheduler leader) but {max(state.room, 0)} of max_connections={state.max_connections} are free: "
-            "lower TRIPSAGE_POOL_MAX_SIZE, run fewer replicas, put a session-mode pooler in front, "
-            "or raise max_connections"
+            f"not enough free connections on {redact(url)}: this replica needs up to {needed} ({breakdown}) "
+            f"but {max(state.room, 0)} of max_connections={state.max_connections} are free: lower "
+            "TRIPSAGE_POOL_MAX_SIZE, run fewer replicas, put a session-mode pooler in front, or raise max_connections"
         )
+
+
+def refuse_unsupported(url: str, state: ServerState, pool_max_size: int) -> None:
+    """Raise one clear ConfigurationError when the runtime cannot work against this server as its only URL."""
+    _refuse_transaction_pooler(url, state, "DATABASE_URL")
+    _refuse_short_budget(
+        url,
+        state,
+        connections_needed(pool_max_size),
+        f"TRIPSAGE_POOL_MAX_SIZE={pool_max_size} + {LISTEN_CONNECTIONS} LISTEN + {LEADER_CONNECTIONS} scheduler leader",
+    )
+
+
+async def plan_connections(
+    url: str, direct_url: str | None, *, pool_max_size: int, db_role: str | None
+) -> ConnectionPlan:
+    """Check the configured URLs (module docstring) and say which part uses which; one clear error otherwise."""
+    state = await server_state(url)
+    if not direct_url:
+        refuse_unsupported(url, state, pool_max_size)
+        return ConnectionPlan(url, url, pool_prepared_statements=True)
+    direct = await server_state(direct_url)
+    _refuse_transaction_pooler(direct_url, direct, "TRIPSAGE_DB_DIRECT_URL")
+    session_needed = LISTEN_CONNECTIONS + LEADER_CONNECTIONS
+    if direct_url == url:
+        session_needed += pool_max_size
+    _refuse_short_budget(
+        direct_url, direct, session_needed, f"{LISTEN_CONNECTIONS} LISTEN + {LEADER_CONNECTIONS} scheduler leader"
+    )
+    if state.pooling == "transaction" and db_role:
+        raise ConfigurationError(
+            f"TRIPSAGE_DB_ROLE={db_role} is set with SET ROLE, session state a transaction-mode pooler does not keep: "
+            "log in as that role instead (docs/operations.md, Roles) or give DATABASE_URL a session-mode URL"
+        )
+    if direct_url != url:
+        _refuse_short_budget(url, state, pool_max_size, f"TRIPSAGE_POOL_MAX_SIZE={pool_max_size}")
+    return ConnectionPlan(direct_url, url, pool_prepared_statements=state.pooling != "transaction")
