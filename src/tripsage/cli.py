@@ -22,7 +22,7 @@ from tripsage.config import Settings, load_settings
 from tripsage.db import connector, topology
 from tripsage.db.embedded import EmbeddedPostgres
 from tripsage.db.migrations import Deployer, Migration
-from tripsage.exceptions import TripSageError
+from tripsage.exceptions import ConfigurationError, TripSageError
 
 app = typer.Typer(help="TripSage Automation: the database automation plane for TripSage.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
@@ -66,9 +66,23 @@ def open_target(settings: Settings, *, db_port: int | None = None) -> Target:
     return Target(settings, server.start(), server)
 
 
+async def deploy_url(target: Target) -> str:
+    """Where migrations go: TRIPSAGE_DB_DIRECT_URL when set (the deploy lock is a session's advisory lock), else the
+    database URL, which must then not be a transaction-mode pooler."""
+    if target.embedded is not None:
+        return target.url
+    url = target.settings.db_direct_url or target.url
+    if await topology.detect_pooling(url) == "transaction":
+        raise ConfigurationError(
+            f"{connector.redact(url)} goes through a transaction-mode pooler: deploys hold a session's advisory lock, "
+            "so give them the server's direct URL or a session-mode pooler URL (DATABASE_URL or TRIPSAGE_DB_DIRECT_URL)"
+        )
+    return url
+
+
 async def deploy_to(target: Target, *, dry_run: bool = False, quiet: bool = False) -> list[Migration]:
     deployer = Deployer(
-        target.url, target.settings.resolved_migrations_dir, embedding_dim=target.settings.embedding_dim
+        await deploy_url(target), target.settings.resolved_migrations_dir, embedding_dim=target.settings.embedding_dim
     )
 
     def progress(migration: Migration) -> None:

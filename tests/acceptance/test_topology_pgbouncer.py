@@ -158,6 +158,21 @@ def test_serve_refuses_transaction_pooling_in_one_line(
     assert "session-mode pooler URL" in lines[0] and "direct URL" in lines[0]
 
 
+def test_deploy_refuses_transaction_pooling_and_uses_the_direct_url(
+    bouncers: dict[str, pgbouncer.Bouncer], system_database: str, tmp_path: Path
+) -> None:
+    pooled = bouncers["transaction"].url(system_database)
+    env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
+    env.update({"DATABASE_URL": pooled, "TRIPSAGE_DATA_DIR": str(tmp_path)})
+    refused = run_tripsage("deploy", env=env)
+    assert refused.returncode == 1
+    lines = [line for line in refused.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "transaction-mode pooler" in lines[0], refused.stderr
+    deployed = run_tripsage("deploy", env={**env, "TRIPSAGE_DB_DIRECT_URL": system_database})
+    assert deployed.returncode == 0, deployed.stderr
+    assert "Nothing to apply" in deployed.stdout
+
+
 async def test_application_sql_works_through_transaction_pooling(
     bouncers: dict[str, pgbouncer.Bouncer], system_database: str, receiver: Receiver, tmp_path: Path
 ) -> None:
