@@ -153,5 +153,32 @@ def test_replicas_beyond_the_connection_budget_are_refused_clearly(small_server:
             assert f"max_connections={SMALL_MAX_CONNECTIONS}" in lines[0]
         report = health(first)
         assert report is not None and report["status"] == "ok", report
+
+        # The server runs out while the replica runs: its LISTEN sessions die and cannot come back for a while.
+        hogs = []
+        with psycopg.connect(small_server, autocommit=True) as admin:
+            try:
+                while True:
+                    hogs.append(psycopg.connect(small_server, autocommit=True))
+            except psycopg.OperationalError as error:
+                assert "too many clients" in str(error)
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tripsage-listen'"
+            )
+            time.sleep(5)  # several reconnect attempts, all refused by the server
+            assert first.process is not None and first.process.poll() is None, "the replica must not exit"
+            assert health(first) is not None, "/health must still answer"
+            for hog in hogs:
+                hog.close()
+
+            def listening() -> bool:
+                row = admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tripsage-listen'"
+                ).fetchone()
+                return bool(row and row[0] == 3)
+
+            wait_for(listening, "the LISTEN sessions to come back")
+        assert first.log_path is not None
+        assert "Traceback" not in first.log_path.read_text(errors="replace")
     finally:
         first.stop()
