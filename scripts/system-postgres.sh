@@ -331,7 +331,10 @@ install_pg_cron() {
 # port with a config in a temp dir, so the package's own service is stopped and disabled.
 install_pgbouncer() {
     if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
-        [ "$(id -u)" = 0 ] || die "installing pgbouncer needs root"
+        if [ "$(id -u)" != 0 ]; then
+            warn "pgbouncer is not installed and installing it needs root (its tests will be skipped)"
+            return 0
+        fi
         [ -n "$(candidate_version pgbouncer)" ] || apt_update_once
         apt_install pgbouncer
     fi
