@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
+
+import psycopg
 
 from tripsage import queries_for
-from tripsage.db.connector import connect, mapped_errors, redact
+from tripsage.db.connector import Row, connect, mapped_errors, redact
 from tripsage.exceptions import ConfigurationError
 
 Q = queries_for("tripsage.db")
@@ -49,13 +51,14 @@ class ServerState:
     max_connections: int
 
 
-async def _pid(conn: Any) -> int:
+async def _pid(conn: psycopg.AsyncConnection[Row]) -> int:
     row = await (await conn.execute(Q["backend_pid"].sql)).fetchone()
+    assert row is not None
     return int(row["pid"])
 
 
 async def detect_pooling(url: str) -> Pooling:
-    """ "none" (a direct server), "session" or "transaction" (a pooler sharing server sessions between clients).
+    """Whether `url` reaches the server directly ("none") or through a pooler in "session" or "transaction" mode.
 
     A direct server tells the client its real backend pid at connect; a pooler tells its own. Behind a pooler, a
     second client holds a transaction open while the first keeps asking for its backend: in session mode the two
