@@ -156,6 +156,7 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
             await asyncio.to_thread(replica.wait_healthy)
         fleet = RealtimeFleet([r.base_url for r in replicas], users, args.clients, JWT_SECRET)
         await fleet.start()
+        told_before = {c.index: c.postgres_ok for c in fleet.clients}
         jobid = schedule_tick_job(url)
         await asyncio.sleep(2)  # a few ticks before the failover
 
@@ -211,6 +212,8 @@ async def run(args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
         result["realtime"] = {
             "clients": len(fleet.clients),
             "resubscribed": sum(1 for c in fleet.clients if c.subscribed),
+            # The gateway lost PostgreSQL and came back: each channel is told "Subscribed to PostgreSQL" again.
+            "told_again": sum(1 for c in fleet.clients if c.postgres_ok > told_before[c.index]),
             "probe_missing": await wait_received(fleet, probes, 30.0),
         }
 
@@ -255,8 +258,9 @@ def verdicts(result: dict[str, Any], args: argparse.Namespace) -> list[Check]:
         ("one scheduler leader", result["leaders"] == 1, f"{result['leaders']} leader(s)"),
         (
             "realtime clients resubscribed",
-            r["resubscribed"] == r["clients"] and r["probe_missing"] == 0,
-            f"{r['resubscribed']}/{r['clients']} subscribed, {r['probe_missing']} probes missing",
+            r["resubscribed"] == r["clients"] and r["told_again"] == r["clients"] and r["probe_missing"] == 0,
+            f"{r['resubscribed']}/{r['clients']} subscribed, {r['told_again']} told 'Subscribed to PostgreSQL' again, "
+            f"{r['probe_missing']} probes missing",
         ),
         (
             "every cron tick accounted for",

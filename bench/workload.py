@@ -160,6 +160,7 @@ class RealtimeClient:
     received: dict[int, float] = field(default_factory=dict)  # trip id -> receive time
     latencies: list[float] = field(default_factory=list)  # seconds from commit to receipt
     subscribed: bool = False
+    postgres_ok: int = 0  # "Subscribed to PostgreSQL" frames: one per join, one more each time the database came back
     joins: int = 0
     reconnects: int = 0
     errors: list[str] = field(default_factory=list)
@@ -258,6 +259,7 @@ class RealtimeFleet:
                 if event == "system" and payload.get("extension") == "postgres_changes":
                     if payload.get("status") == "ok":
                         client.subscribed = True
+                        client.postgres_ok += 1
                     else:
                         client.errors.append(str(payload.get("message")))
                 elif event == "postgres_changes":
