@@ -12,12 +12,14 @@ after DNS resolution, is checked against `tripsage.ssrf` and the net allow-list.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pycurl
 
@@ -78,6 +80,11 @@ class _Transfer:
     responses: list[list[tuple[str, str]]] = field(default_factory=list)  # header fields, per response received
     refused: str | None = None  # why the SSRF guard refused an address
     sockets: list[socket.socket] = field(default_factory=list)  # pycurl uses duplicates: ours are closed after
+    hop_url: str = ""  # the URL curl connects for next: the request's, then each redirect's Location
+    status: int = 0  # of the response whose header lines are arriving
+
+    def __post_init__(self) -> None:
+        self.hop_url = self.request.url
 
 
 class Transport:
@@ -160,9 +167,10 @@ class Transport:
         return transfer
 
     def _open_socket(self, transfer: _Transfer, address: Any) -> socket.socket | int:
-        host = str(address.addr[0])
-        ip = ipaddress.ip_address(host.split("%")[0])
-        if not self.allow.allows_address(ip) and (reason := ssrf.blocked_reason(ip)) is not None:
+        ip = ipaddress.ip_address(str(address.addr[0]).split("%")[0])
+        host = urlsplit(transfer.hop_url).hostname or ""
+        allowed = self.allow.allows_host(host) or self.allow.allows_address(ip)
+        if not allowed and (reason := ssrf.blocked_reason(ip)) is not None:
             transfer.refused = f"{ip} is {reason}"
             return int(pycurl.SOCKET_BAD)
         sock = socket.socket(address.family, address.socktype, address.protocol)
@@ -174,9 +182,16 @@ def _header_line(transfer: _Transfer, raw: bytes) -> None:
     line = raw.decode("utf-8", "replace").rstrip("\r\n")
     if line.startswith("HTTP/"):  # a status line: a new response (after a redirect, or a 1xx)
         transfer.responses.append([])
+        code = line.split(" ", 2)[1] if line.count(" ") else ""
+        transfer.status = int(code) if code.isdigit() else 0
     elif ":" in line and transfer.responses:
         name, _, value = line.partition(":")
-        transfer.responses[-1].append((name, value.strip(" \t")))
+        value = value.strip(" \t")
+        transfer.responses[-1].append((name, value))
+        # pycurl callbacks may not ask curl for its effective URL, so the SSRF guard follows redirects itself.
+        if name.lower() == "location" and 300 <= transfer.status < 400:
+            with contextlib.suppress(ValueError):  # a Location curl cannot follow either
+                transfer.hop_url = urljoin(transfer.hop_url, value)
 
 
 def _final_responses(transfer: _Transfer) -> list[list[tuple[str, str]]]:

@@ -153,6 +153,16 @@ async def test_ssrf_guard_on_every_hop(pool: Database, receiver: RawReceiver) ->
     assert [r.path for r in receiver.received] == ["/out"]
     assert row["error_msg"].startswith("Couldn't connect to server (127.0.0.2 is a loopback address")
 
+    # A host name in the allow-list exempts the addresses it resolves to.
+    by_name = NetWorker(pool, allow=ssrf.AllowList.parse("localhost"))
+    receiver.answer = lambda r: reply(200, b"named")
+    try:
+        url = f"http://localhost:{receiver.port}/named"
+        row = await queue_and_run(pool, by_name, "SELECT net.http_get(%(u)s) AS id", {"u": url})
+    finally:
+        await by_name.close()
+    assert row["content"] == "named"
+
 
 async def alter_database(pool: Database, name: str, setting: str, value: str) -> None:
     statement = pgsql.SQL("ALTER DATABASE {} SET {} = {}").format(
