@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from tripsage import queries_for, ssrf
 from tripsage.db.connector import Database, mapped_errors
+from tripsage.exceptions import DatabaseError
 from tripsage.net import transfer
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ Q = queries_for("tripsage.net")
 
 DEFAULT_BATCH_SIZE = 200  # pg_net.batch_size's default
 MAX_BATCH_SIZE = 32767  # pg_net.batch_size's maximum (PG_INT16_MAX)
+DEFAULT_TTL = "6 hours"  # pg_net.ttl's default
 
 
 def batch_size_from(text: str) -> int:
@@ -67,10 +69,7 @@ class NetWorker:
                 settings = await cursor.fetchone()
                 assert settings is not None
                 self.batch_size = batch_size_from(str(settings["batch_size"]))
-                cursor = await conn.execute(
-                    Q["expire_responses"].sql, {"ttl": settings["ttl"], "limit": self.batch_size}
-                )
-                self.expired = cursor.rowcount
+                self.expired = await self._expire(conn, str(settings["ttl"]))
                 cursor = await conn.execute(Q["take_requests"].sql, {"limit": self.batch_size})
                 rows = await cursor.fetchall()
                 if not rows:
@@ -90,6 +89,19 @@ class NetWorker:
                 )
         self.sent += len(rows)
         return len(rows)
+
+    async def _expire(self, conn: Any, ttl: str) -> int:
+        """Delete up to a batch of responses older than `ttl`; an invalid pg_net.ttl counts as its default."""
+        try:
+            with mapped_errors("pg_net.ttl"):
+                async with conn.transaction():  # a savepoint: a bad interval must not spoil the round
+                    cursor = await conn.execute(Q["expire_responses"].sql, {"ttl": ttl, "limit": self.batch_size})
+                    return int(cursor.rowcount)
+        except DatabaseError as error:
+            if ttl == DEFAULT_TTL:
+                raise
+            log.warning("%s; using %s", error, DEFAULT_TTL)
+            return await self._expire(conn, DEFAULT_TTL)
 
     async def _send(self, requests: list[transfer.Request]) -> list[transfer.Response]:
         batch = asyncio.ensure_future(asyncio.to_thread(self.transport.send_batch, requests))

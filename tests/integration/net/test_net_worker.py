@@ -194,6 +194,12 @@ async def test_pg_net_settings_are_read_for_every_batch(
     assert await worker.run_once() == 0 and worker.expired == 2
     assert [r["id"] for r in await sql(pool, "SELECT id FROM net._http_response ORDER BY id")] == ids[2:]
 
+    # Settings that are not valid count as their defaults (a warning is logged), and the round goes on.
+    await alter_database(pool, name, "pg_net.ttl", "not an interval")
+    await alter_database(pool, name, "pg_net.batch_size", "lots")
+    await sql(pool, "SELECT net.http_get(%(u)s)", {"u": receiver.url})
+    assert await worker.run_once() == 1 and worker.batch_size == 200
+
 
 async def test_collect_response_waits_for_the_worker(
     database: str, pool: Database, worker: NetWorker, receiver: RawReceiver
