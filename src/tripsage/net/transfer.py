@@ -88,19 +88,36 @@ class _Transfer:
 
 
 class Transport:
-    """Sends batches of requests; `abort()` ends a batch in progress (its requests then count as not sent)."""
+    """Sends batches of requests on one curl multi handle, whose connection cache (as in pg_net's worker) keeps
+    connections to a receiver open from one batch to the next. `abort()` ends a batch in progress (its requests
+    then count as not sent); `close()` aborts and frees the multi handle."""
 
     def __init__(self, allow: ssrf.AllowList) -> None:
         self.allow = allow
         self._abort = threading.Event()
+        self._lock = threading.Lock()  # one batch at a time on the multi handle
+        self._multi: pycurl.CurlMulti | None = None
 
     def abort(self) -> None:
         self._abort.set()
 
+    def close(self) -> None:
+        """Blocking until a batch in progress has stopped (run it in a thread)."""
+        self._abort.set()
+        with self._lock:
+            if self._multi is not None:
+                self._multi.close()
+                self._multi = None
+
     def send_batch(self, requests: Sequence[Request]) -> list[Response]:
         """Send `requests` concurrently; blocking (run it in a thread). Responses in the order of `requests`."""
-        self._abort.clear()
-        multi = pycurl.CurlMulti()
+        with self._lock:
+            self._abort.clear()
+            if self._multi is None:
+                self._multi = pycurl.CurlMulti()
+            return self._run(self._multi, requests)
+
+    def _run(self, multi: pycurl.CurlMulti, requests: Sequence[Request]) -> list[Response]:
         transfers = [self._prepare(request) for request in requests]
         by_handle = {id(t.handle): t for t in transfers}
         codes: dict[int, int] = {}
@@ -129,7 +146,6 @@ class Transport:
                 transfer.handle.close()
                 for sock in transfer.sockets:
                     sock.close()
-            multi.close()
 
     def _prepare(self, request: Request) -> _Transfer:
         """A curl handle with the options pg_net's worker sets (src/core.c, init_curl_handle)."""

@@ -52,10 +52,10 @@ class NetWorker:
         self.batch_size = DEFAULT_BATCH_SIZE  # as read by the last round
 
     async def open(self) -> None:
-        """Nothing to open (libcurl handles live for one batch); kept so callers need not know."""
+        """Nothing to open yet: the curl multi handle is made by the first batch."""
 
     async def close(self) -> None:
-        self.transport.abort()
+        await asyncio.to_thread(self.transport.close)
 
     async def emulated(self) -> bool:
         """True when schema net is TripSage's emulation (so this worker, not pg_net, serves it)."""
