@@ -45,6 +45,11 @@ async def test_responses_are_stored_as_pg_net_stores_them(
         "pg_net/0.20"
     )
 
+    # A NULL body is still a POST, with an empty body.
+    await queue_and_run(pool, worker, "SELECT net.http_post(%(u)s, NULL) AS id", {"u": receiver.url + "/null"})
+    assert (receiver.received[-1].method, receiver.received[-1].body) == ("POST", b"")
+    assert receiver.received[-1].header("Content-Length") == "0"
+
     receiver.answer = lambda r: reply(204, b"", ())
     empty = await queue_and_run(pool, worker, "SELECT net.http_delete(%(u)s) AS id", {"u": receiver.url + "/d"})
     assert empty["status_code"] == 204 and empty["content"] is None and empty["content_type"] is None
@@ -74,6 +79,8 @@ async def test_failures_carry_curls_error_texts(pool: Database, worker: NetWorke
     refused = await queue_and_run(pool, worker, "SELECT net.http_get(%(u)s) AS id", {"u": refused_url})
     assert refused["error_msg"] == "Couldn't connect to server" and refused["timed_out"] is False
     assert refused["status_code"] is None and refused["content"] is None and refused["headers"] is None
+    [collected] = await sql(pool, "SELECT (net._http_collect_response(%(id)s)).*", {"id": refused["id"]})
+    assert collected == {"status": "ERROR", "message": "Couldn't connect to server", "response": None}
 
     receiver.answer = lambda r: b""
     empty = await queue_and_run(pool, worker, "SELECT net.http_get(%(u)s) AS id", {"u": receiver.url})
