@@ -103,7 +103,7 @@ BEGIN
 
     -- libcurl's URL API as pg_net uses it: parse the URL (refusing what curl_url_set refuses, with
     -- curl_url_strerror's words), append each parameter to the query, and give back curl's normalized URL
-    -- (lower-case scheme, "/" for an empty path, empty port and query dropped).
+    -- (lower-case scheme, "/" for an empty path, dot segments removed, empty port and query dropped).
     CREATE FUNCTION net._encode_url_with_params_array(url text, params_array text[]) RETURNS text
         LANGUAGE plpgsql IMMUTABLE
         SET search_path = pg_catalog
@@ -120,6 +120,7 @@ BEGIN
         host text;
         port text;
         param text;
+        segments text;
     BEGIN
         PERFORM net._refuse_request_roles('function _encode_url_with_params_array');
         IF url IS NULL OR params_array IS NULL THEN
@@ -178,6 +179,26 @@ BEGIN
         END IF;
         IF fragment ~ '[[:space:][:cntrl:]]' THEN
             RAISE EXCEPTION 'invalid URL "%": Bad fragment', url USING ERRCODE = 'internal_error';
+        END IF;
+        -- RFC 3986's remove_dot_segments, as curl_url applies it to the path.
+        IF path ~ '(^|/)\.\.?(/|$)' THEN
+            segments := path;
+            path := '';
+            WHILE segments <> '' LOOP
+                IF segments LIKE '../%' OR segments LIKE './%' THEN
+                    segments := substr(segments, strpos(segments, '/') + 1);
+                ELSIF segments LIKE '/./%' OR segments = '/.' THEN
+                    segments := '/' || substr(segments, 4);
+                ELSIF segments LIKE '/../%' OR segments = '/..' THEN
+                    segments := '/' || substr(segments, 5);
+                    path := regexp_replace(path, '/?[^/]*$', '');
+                ELSIF segments IN ('.', '..') THEN
+                    segments := '';
+                ELSE
+                    path := path || substring(segments FROM '^/?[^/]*');
+                    segments := substr(segments, length(substring(segments FROM '^/?[^/]*')) + 1);
+                END IF;
+            END LOOP;
         END IF;
         FOREACH param IN ARRAY params_array LOOP
             IF param IS NOT NULL THEN

@@ -92,6 +92,13 @@ ENCODED = [
     ("http:/x", [], "http://x/"),
     ("http://x:/p", [], "http://x/p"),
     ("http://user:pw@x/p", [], "http://user:pw@x/p"),
+    ("http://x/a/./b/../c", [], "http://x/a/c"),
+    ("http://x/a/b/..", [], "http://x/a/"),
+    ("http://x/a//../b", [], "http://x/a/b"),
+    ("http://x/../../a", [], "http://x/a"),
+    ("http://x/.", [], "http://x/"),
+    ("http://x/a/.../b?c/../d#/../e", [], "http://x/a/.../b?c/../d#/../e"),
+    ("http://bücher.de/", [], "http://bücher.de/"),
 ]
 URL_ERRORS = [
     ("localhost:1", "Unsupported URL scheme"),
