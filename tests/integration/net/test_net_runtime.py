@@ -5,6 +5,7 @@ synchronous examples (`net._http_collect_response(id, async => false)`) answered
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,16 @@ async def test_pg_nets_synchronous_example_runs_end_to_end(
     assert await query(database, "SELECT net.wait_until_running()::text AS r, net.check_worker_is_up()::text AS c") == [
         {"r": "", "c": ""}
     ]
+    # pg_stat_activity shows application_name to every role, so any role sees the worker.
+    async with await psycopg.AsyncConnection.connect(database, autocommit=True) as conn:
+        role = psycopg.sql.Identifier(f"net_user_{uuid.uuid4().hex[:8]}")
+        await conn.execute(psycopg.sql.SQL("CREATE ROLE {}").format(role))
+        try:
+            async with conn.transaction():
+                await conn.execute(psycopg.sql.SQL("SET LOCAL ROLE {}").format(role))
+                await conn.execute("SELECT net.check_worker_is_up()")
+        finally:
+            await conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(role))
     [queued] = await query(database, "SELECT net.http_get(%s) AS id", [receiver.url + "/sync"])
     rows = await query(database, "SELECT (net._http_collect_response(%s, async => false)).*", [queued["id"]])
     assert rows[0]["status"] == "SUCCESS" and rows[0]["message"] == "ok"
