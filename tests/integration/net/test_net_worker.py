@@ -33,12 +33,16 @@ async def test_responses_are_stored_as_pg_net_stores_them(
             "Content-Type: application/json",
             "X-Test: yes",
             "MissingValue:",
+            "Spaces In Header Name: This header name contains spaces",
+            "NonPrintableChars: NonPrintableChars\x01\x02",
         ),
     )
     post = await queue_and_run(pool, worker, "SELECT net.http_post(%(u)s, '{\"a\": 1}') AS id", {"u": receiver.url})
     assert post["status_code"] == 201 and post["content_type"] == "application/json"
     assert json.loads(post["content"]) == {"method": "POST", "body": '{"a": 1}'}
     assert post["headers"]["X-Test"] == "yes" and post["headers"]["MissingValue"] == ""
+    assert post["headers"]["Spaces In Header Name"] == "This header name contains spaces"
+    assert post["headers"]["NonPrintableChars"] == "NonPrintableChars\x01\x02"
     assert post["timed_out"] is False and post["error_msg"] is None
     [sent] = receiver.received
     assert sent.header("Content-Type") == "application/json" and (sent.header("User-Agent") or "").startswith(
