@@ -5,7 +5,8 @@ spaces included), `localhost` resolves to both ::1 and 127.0.0.1 and the two are
 are followed as curl follows them (a POST answered 301/302/303 becomes a GET), and `error_msg` is
 curl_easy_strerror's text or pg_net's detailed timeout message.
 
-A batch runs on one curl multi handle in a worker thread, so the event loop never blocks on the network. The SSRF
+Batches run in a worker thread (so the event loop never blocks on the network) on one curl multi handle, whose
+connection cache keeps connections open from batch to batch as pg_net's worker does. The SSRF
 guard sits in CURLOPT_OPENSOCKETFUNCTION: every address curl is about to connect to, on every redirect hop and
 after DNS resolution, is checked against `tripsage.ssrf` and the net allow-list.
 """
