@@ -29,14 +29,16 @@ WHERE r.ctid IN (
 
 -- name: take_requests
 -- The oldest committed requests, removed from the queue in the transaction that stores their responses.
--- Headers become the "name: value" lines pg_net hands to libcurl.
+-- Headers become the "name: value" lines pg_net hands to libcurl. Headers that are not a JSON object (only a
+-- direct INSERT can queue them) would fail pg_net's whole batch; here that one request fails.
 DELETE FROM net.http_request_queue q
 WHERE q.id IN (
     SELECT id FROM net.http_request_queue ORDER BY id LIMIT %(limit)s FOR UPDATE SKIP LOCKED
 )
 RETURNING q.id, q.method::text AS method, q.url, q.timeout_milliseconds, q.body,
-          CASE WHEN q.headers IS NOT NULL
-               THEN array(SELECT h.key || ': ' || h.value FROM jsonb_each_text(q.headers) AS h) END AS header_lines
+          CASE WHEN jsonb_typeof(q.headers) = 'object'
+               THEN array(SELECT h.key || ': ' || h.value FROM jsonb_each_text(q.headers) AS h) END AS header_lines,
+          q.headers IS NOT NULL AND jsonb_typeof(q.headers) <> 'object' AS headers_invalid
 
 -- name: store_responses
 INSERT INTO net._http_response (id, status_code, content_type, headers, content, timed_out, error_msg)

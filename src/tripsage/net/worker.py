@@ -27,6 +27,7 @@ Q = queries_for("tripsage.net")
 DEFAULT_BATCH_SIZE = 200  # pg_net.batch_size's default
 MAX_BATCH_SIZE = 32767  # pg_net.batch_size's maximum (PG_INT16_MAX)
 DEFAULT_TTL = "6 hours"  # pg_net.ttl's default
+INVALID_HEADERS = "cannot call jsonb_each_text on a non-object"  # what pg_net's worker fails with
 
 
 def batch_size_from(text: str) -> int:
@@ -74,7 +75,12 @@ class NetWorker:
                 rows = await cursor.fetchall()
                 if not rows:
                     return 0
-                responses = await self._send([_request(row) for row in rows])
+                invalid = [
+                    transfer.Response(id=int(row["id"]), timed_out=False, error_msg=INVALID_HEADERS)
+                    for row in rows
+                    if row["headers_invalid"]
+                ]
+                responses = invalid + await self._send([_request(row) for row in rows if not row["headers_invalid"]])
                 await conn.execute(
                     Q["store_responses"].sql,
                     {
@@ -104,6 +110,8 @@ class NetWorker:
             return await self._expire(conn, DEFAULT_TTL)
 
     async def _send(self, requests: list[transfer.Request]) -> list[transfer.Response]:
+        if not requests:
+            return []
         batch = asyncio.ensure_future(asyncio.to_thread(self.transport.send_batch, requests))
         try:
             return await asyncio.shield(batch)

@@ -101,6 +101,22 @@ async def test_failures_carry_curls_error_texts(pool: Database, worker: NetWorke
         row = await queue_and_run(pool, worker, "SELECT net.http_get(%(u)s) AS id", {"u": receiver.url})
         assert row["error_msg"] == message and row["status_code"] is None
 
+    # Headers that are not a JSON object (a direct INSERT): that request fails, not the batch.
+    receiver.answer = lambda r: reply()
+    [bad] = await sql(
+        pool,
+        "INSERT INTO net.http_request_queue (method, url, headers, timeout_milliseconds)"
+        " VALUES ('GET', %(u)s, '[1]', 1000) RETURNING id",
+        {"u": receiver.url},
+    )
+    await sql(pool, "SELECT net.http_get(%(u)s)", {"u": receiver.url + "/fine"})
+    assert await worker.run_once() == 2
+    rows = await sql(pool, "SELECT id, error_msg, status_code FROM net._http_response ORDER BY id DESC LIMIT 2")
+    assert rows == [
+        {"id": bad["id"] + 1, "error_msg": None, "status_code": 200},
+        {"id": bad["id"], "error_msg": "cannot call jsonb_each_text on a non-object", "status_code": None},
+    ]
+
     ftp = await queue_and_run(pool, worker, "SELECT net.http_get('ftp://127.0.0.1/') AS id", {})
     assert ftp["error_msg"] == "Unsupported protocol"
 
