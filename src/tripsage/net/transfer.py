@@ -119,7 +119,13 @@ class Transport:
             return self._run(self._multi, requests)
 
     def _run(self, multi: pycurl.CurlMulti, requests: Sequence[Request]) -> list[Response]:
-        transfers = [self._prepare(request) for request in requests]
+        transfers: list[_Transfer] = []
+        refused: list[Response] = []  # options libcurl refused (say, a negative timeout): that request fails alone
+        for request in requests:
+            try:
+                transfers.append(self._prepare(request))
+            except pycurl.error as error:
+                refused.append(Response(id=request.id, timed_out=False, error_msg=curl_strerror(int(error.args[0]))))
         by_handle = {id(t.handle): t for t in transfers}
         codes: dict[int, int] = {}
         try:
@@ -140,7 +146,7 @@ class Transport:
                         break
                 if len(codes) < len(transfers):
                     multi.select(SELECT_TIMEOUT)
-            return [_response(by_handle[id(t.handle)], codes[id(t.handle)]) for t in transfers]
+            return refused + [_response(by_handle[id(t.handle)], codes[id(t.handle)]) for t in transfers]
         finally:
             for transfer in transfers:
                 multi.remove_handle(transfer.handle)
@@ -151,7 +157,14 @@ class Transport:
     def _prepare(self, request: Request) -> _Transfer:
         """A curl handle with the options pg_net's worker sets (src/core.c, init_curl_handle)."""
         curl = pycurl.Curl()
-        transfer = _Transfer(request, curl)
+        try:
+            return self._configure(_Transfer(request, curl))
+        except pycurl.error:
+            curl.close()
+            raise
+
+    def _configure(self, transfer: _Transfer) -> _Transfer:
+        curl, request = transfer.handle, transfer.request
         method = request.method.upper()
         if request.header_lines is not None:  # pg_net sends a User-Agent only along with the request's headers
             curl.setopt(pycurl.HTTPHEADER, [*request.header_lines, f"User-Agent: {USER_AGENT}"])

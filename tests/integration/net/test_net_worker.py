@@ -117,6 +117,11 @@ async def test_failures_carry_curls_error_texts(pool: Database, worker: NetWorke
         {"id": bad["id"], "error_msg": "cannot call jsonb_each_text on a non-object", "status_code": None},
     ]
 
+    negative = await queue_and_run(
+        pool, worker, "SELECT net.http_get(%(u)s, timeout_milliseconds => -1) AS id", {"u": receiver.url}
+    )
+    assert negative["error_msg"] == "A libcurl function was given a bad argument"
+
     ftp = await queue_and_run(pool, worker, "SELECT net.http_get('ftp://127.0.0.1/') AS id", {})
     assert ftp["error_msg"] == "Unsupported protocol"
 
