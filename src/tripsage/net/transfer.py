@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import socket
+import ssl
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,16 @@ CURL_7_WORDING = {
     pycurl.E_SSL_CIPHER: "Couldn't use specified SSL cipher",
     pycurl.E_SSL_ENGINE_INITFAILED: "Failed to initialise SSL crypto engine",
 }
+
+
+def system_trust_store() -> tuple[str | None, str | None]:
+    """The system's CA file and directory (SSL_CERT_FILE / SSL_CERT_DIR, else OpenSSL's defaults).
+
+    pg_net's libcurl is the platform's, which trusts the system store; the libcurl inside pycurl's wheel looks for
+    a bundle where its build platform keeps one (/etc/pki/...), missing on Debian, so it is told where to look.
+    """
+    paths = ssl.get_default_verify_paths()
+    return paths.cafile, paths.capath
 
 
 def curl_strerror(code: int) -> str:
@@ -93,8 +104,9 @@ class Transport:
     connections to a receiver open from one batch to the next. `abort()` ends a batch in progress (its requests
     then count as not sent); `close()` aborts and frees the multi handle."""
 
-    def __init__(self, allow: ssrf.AllowList) -> None:
+    def __init__(self, allow: ssrf.AllowList, *, ca_file: str | None = None) -> None:
         self.allow = allow
+        self.ca_file, self.ca_path = (ca_file, None) if ca_file else system_trust_store()
         self._abort = threading.Event()
         self._lock = threading.Lock()  # one batch at a time on the multi handle
         self._multi: pycurl.CurlMulti | None = None
@@ -191,6 +203,10 @@ class Transport:
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         curl.setopt(pycurl.NOSIGNAL, True)
+        if self.ca_file:
+            curl.setopt(pycurl.CAINFO, self.ca_file)
+        if self.ca_path:
+            curl.setopt(pycurl.CAPATH, self.ca_path)
         curl.setopt(pycurl.WRITEFUNCTION, transfer.body.extend)
         curl.setopt(pycurl.HEADERFUNCTION, lambda line: _header_line(transfer, line))
         curl.setopt(pycurl.OPENSOCKETFUNCTION, lambda purpose, address: self._open_socket(transfer, address))

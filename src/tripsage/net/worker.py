@@ -45,9 +45,9 @@ def batch_size_from(text: str) -> int:
 
 
 class NetWorker:
-    def __init__(self, db: Database, *, allow: ssrf.AllowList | None = None) -> None:
+    def __init__(self, db: Database, *, allow: ssrf.AllowList | None = None, ca_file: str | None = None) -> None:
         self.db = db
-        self.transport = transfer.Transport(allow or ssrf.AllowList())
+        self.transport = transfer.Transport(allow or ssrf.AllowList(), ca_file=ca_file)
         self.sent = 0
         self.expired = 0  # responses deleted by the last round
         self.batch_size = DEFAULT_BATCH_SIZE  # as read by the last round

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +44,7 @@ class RawReceiver:
     """An HTTP/1.1 server on a loopback address; `answer` turns each request into the raw bytes sent back."""
 
     host: str = "127.0.0.1"
+    scheme: str = "http"
     port: int = 0
     received: list[Received] = field(default_factory=list)
     answer: Callable[[Received], bytes] = lambda r: reply()
@@ -51,7 +53,7 @@ class RawReceiver:
     @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{self.scheme}://{host}:{self.port}"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -75,9 +77,9 @@ class RawReceiver:
 
 
 @contextlib.asynccontextmanager
-async def raw_receiver(host: str = "127.0.0.1") -> AsyncIterator[RawReceiver]:
-    receiver = RawReceiver(host)
-    server = await asyncio.start_server(receiver.handle, host, 0)
+async def raw_receiver(host: str = "127.0.0.1", *, tls: ssl.SSLContext | None = None) -> AsyncIterator[RawReceiver]:
+    receiver = RawReceiver(host, scheme="https" if tls else "http")
+    server = await asyncio.start_server(receiver.handle, host, 0, ssl=tls)
     receiver.port = int(server.sockets[0].getsockname()[1])
     try:
         yield receiver

@@ -7,12 +7,16 @@ import asyncio
 import datetime as dt
 import json
 import re
+import ssl
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql as pgsql
 
-from tests.integration.net.conftest import RawReceiver, queue_and_run, raw_receiver, reply, sql
+from tests.integration.net.conftest import LOOPBACK, RawReceiver, queue_and_run, raw_receiver, reply, sql
 from tripsage import ssrf
 from tripsage.db.connector import Database
 from tripsage.net.worker import NetWorker
@@ -269,3 +273,37 @@ async def test_an_interrupted_round_keeps_its_requests(
         pass
     assert await sql(pool, "SELECT count(*) AS n FROM net.http_request_queue") == [{"n": 1}]
     assert await sql(pool, "SELECT count(*) AS n FROM net._http_response") == [{"n": 0}]
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (in no trust store) and its key."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subject = ["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject, *files],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_https_verifies_certificates_against_the_trust_store(
+    pool: Database, self_signed: tuple[Path, Path]
+) -> None:
+    cert, key = self_signed
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    async with raw_receiver(tls=context) as secure:
+        secure.answer = lambda r: reply(200, b"over tls")
+        system = NetWorker(pool, allow=LOOPBACK)  # the system's trust store: a self-signed certificate is refused
+        trusting = NetWorker(pool, allow=LOOPBACK, ca_file=str(cert))
+        try:
+            refused = await queue_and_run(pool, system, "SELECT net.http_get(%(u)s) AS id", {"u": secure.url})
+            accepted = await queue_and_run(pool, trusting, "SELECT net.http_get(%(u)s) AS id", {"u": secure.url})
+        finally:
+            await system.close()
+            await trusting.close()
+    assert refused["error_msg"] == "SSL peer certificate or SSH remote key was not OK"
+    assert accepted["status_code"] == 200 and accepted["content"] == "over tls"
