@@ -203,6 +203,8 @@ class Transport:
         curl.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         curl.setopt(pycurl.REDIR_PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)
         curl.setopt(pycurl.NOSIGNAL, True)
+        # No proxy from the environment (http_proxy, ...): the SSRF guard must see the address actually reached.
+        curl.setopt(pycurl.PROXY, "")
         if self.ca_file:
             curl.setopt(pycurl.CAINFO, self.ca_file)
         if self.ca_path:

@@ -307,3 +307,17 @@ async def test_https_verifies_certificates_against_the_trust_store(
             await trusting.close()
     assert refused["error_msg"] == "SSL peer certificate or SSH remote key was not OK"
     assert accepted["status_code"] == 200 and accepted["content"] == "over tls"
+
+
+async def test_proxy_settings_in_the_environment_are_ignored(
+    pool: Database, worker: NetWorker, receiver: RawReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SSRF guard checks the address connected to: a proxy would hide the real target from it."""
+    async with raw_receiver() as proxy:
+        for name in ("http_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+            monkeypatch.setenv(name, proxy.url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        row = await queue_and_run(pool, worker, "SELECT net.http_get(%(u)s) AS id", {"u": receiver.url + "/direct"})
+    assert row["status_code"] == 200 and proxy.received == []
+    assert [r.path for r in receiver.received] == ["/direct"]
