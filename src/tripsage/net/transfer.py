@@ -285,13 +285,16 @@ def timeout_message(curl: pycurl.Curl, timeout_milliseconds: int) -> str:
     appconnect = float(curl.getinfo(pycurl.APPCONNECT_TIME))
     pretransfer = float(curl.getinfo(pycurl.PRETRANSFER_TIME))
     total = float(curl.getinfo(pycurl.TOTAL_TIME))
+    tls = str(curl.getinfo(pycurl.EFFECTIVE_URL)).lower().startswith("https:")
     if namelookup == 0 and connect == 0:  # timed out resolving the name
         dns, handshake, http = total, 0.0, 0.0
-    elif pretransfer == 0:  # timed out connecting (TCP or TLS)
+    # Timed out connecting (TCP or TLS). pg_net's libcurl 7 leaves pretransfer at 0 then; libcurl 8 sets it even on
+    # a failed handshake, so an unfinished connect or TLS handshake is looked at too.
+    elif pretransfer == 0 or connect == 0 or (tls and appconnect == 0):
         dns, handshake, http = namelookup, total - namelookup, 0.0
     else:  # timed out in the HTTP exchange
-        tls = appconnect - connect if appconnect > 0 else 0.0
-        dns, handshake, http = namelookup, (connect - namelookup) + tls, total - pretransfer
+        tls_time = appconnect - connect if appconnect > 0 else 0.0
+        dns, handshake, http = namelookup, (connect - namelookup) + tls_time, total - pretransfer
     return (
         f"Timeout of {timeout_milliseconds} ms reached. Total time: {total * 1000:f} ms "
         f"(DNS time: {dns * 1000:f} ms, TCP/SSL handshake time: {handshake * 1000:f} ms, "

@@ -321,3 +321,27 @@ async def test_proxy_settings_in_the_environment_are_ignored(
         row = await queue_and_run(pool, worker, "SELECT net.http_get(%(u)s) AS id", {"u": receiver.url + "/direct"})
     assert row["status_code"] == 200 and proxy.received == []
     assert [r.path for r in receiver.received] == ["/direct"]
+
+
+async def test_a_timeout_in_the_tls_handshake_is_reported_as_such(pool: Database, worker: NetWorker) -> None:
+    """A server that accepts the connection but never answers the TLS hello: the time went to the handshake."""
+    accepted: list[asyncio.StreamWriter] = []
+    silent = await asyncio.start_server(lambda reader, writer: accepted.append(writer), "127.0.0.1", 0)
+    port = silent.sockets[0].getsockname()[1]
+    try:
+        row = await queue_and_run(
+            pool,
+            worker,
+            "SELECT net.http_get(%(u)s, timeout_milliseconds => 300) AS id",
+            {"u": f"https://127.0.0.1:{port}/"},
+        )
+    finally:
+        for writer in accepted:
+            writer.close()
+        silent.close()
+        await silent.wait_closed()
+    assert row["timed_out"] is True
+    match = TIMEOUT_MESSAGE.match(row["error_msg"])
+    assert match is not None, row["error_msg"]
+    total, _dns, handshake, http = (float(g) for g in match.groups())
+    assert total > 0 and handshake > 0 and http == 0
