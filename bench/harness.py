@@ -148,6 +148,7 @@ class Replica:
                 "TRIPSAGE_JWT_SECRET": JWT_SECRET,
                 "TRIPSAGE_ENCRYPTION_KEY": self.encryption_key,
                 "TRIPSAGE_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
+                "TRIPSAGE_NET_ALLOW_HOSTS": "127.0.0.1",
                 "TRIPSAGE_PUBLIC_URL": self.base_url,
                 "TRIPSAGE_LOG_LEVEL": "warning",
                 "HF_HUB_OFFLINE": "1",

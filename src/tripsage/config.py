@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(default=10, validation_alias="TRIPSAGE_POOL_MAX_SIZE")
     migrations_dir: Path | None = Field(default=None, validation_alias="TRIPSAGE_MIGRATIONS_DIR")
     webhook_allow_hosts: str = Field(default="", validation_alias="TRIPSAGE_WEBHOOK_ALLOW_HOSTS")
+    # Hosts or CIDRs the pg_net emulation's worker may reach although the SSRF guard refuses them (loopback, ...).
+    net_allow_hosts: str = Field(default="", validation_alias="TRIPSAGE_NET_ALLOW_HOSTS")
     # Set by `tripsage up`: point the seed webhook configs trip_events/ai_processing at this runtime and activate them.
     webhook_point_seed: bool = Field(default=False, validation_alias="TRIPSAGE_WEBHOOK_POINT_SEED")
     smtp_url: str | None = Field(default=None, validation_alias=AliasChoices("SMTP_URL", "TRIPSAGE_SMTP_URL"))

@@ -65,7 +65,7 @@ BEGIN
        AND current_setting('cron.database_name', true) = current_database() THEN
         CREATE EXTENSION IF NOT EXISTS pg_cron;
     END IF;
-    -- pg_net creates its own schema "net"; without it the emulation in 08_webhooks provides the same API.
+    -- pg_net creates its own schema "net"; without it the emulation in 12_net provides the same API.
     IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_net')
        AND NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'net') THEN
         CREATE EXTENSION IF NOT EXISTS pg_net;

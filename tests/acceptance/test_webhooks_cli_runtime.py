@@ -104,7 +104,11 @@ async def test_runtime_delivers_signed_events_and_executes_pg_net(
 ) -> None:
     url, got = hook_receiver.url, hook_receiver.received
     settings = runtime_settings(
-        tmp_path, webhook_allow_hosts="127.0.0.1", webhook_point_seed=True, public_url="http://127.0.0.1:5999"
+        tmp_path,
+        webhook_allow_hosts="127.0.0.1",
+        net_allow_hosts="127.0.0.1",
+        webhook_point_seed=True,
+        public_url="http://127.0.0.1:5999",
     )
     with psycopg.connect(embedded_database, autocommit=True, row_factory=dict_row) as conn:
         conn.execute(

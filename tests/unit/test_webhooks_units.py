@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from tripsage.webhooks import retry, signing, ssrf
+from tripsage import ssrf
+from tripsage.webhooks import retry, signing
 
 ALLOW_LOCAL = ssrf.AllowList.parse("127.0.0.1, tripsage.internal, 10.1.0.0/16")
 NONE = ssrf.AllowList.parse("")

@@ -12,7 +12,7 @@ import logging
 import re
 import struct
 import sys
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -199,7 +199,9 @@ class Database:
         return None if row is None else next(iter(row.values()))
 
 
-async def listen(url: str, channels: Sequence[str], *, reconnect_delay: float = 1.0) -> AsyncIterator[str]:
+async def listen(
+    url: str, channels: Sequence[str], *, reconnect_delay: float = 1.0, application_name: str = "tripsage-listen"
+) -> AsyncGenerator[str, None]:
     """Yield the channel of each NOTIFY received, forever, on a dedicated autocommit connection.
 
     NOTIFY is only a wake-up hint: callers poll as well. After a lost connection this reconnects, re-LISTENs and
@@ -207,7 +209,7 @@ async def listen(url: str, channels: Sequence[str], *, reconnect_delay: float = 
     """
     while True:
         try:
-            conn = await connect(url, application_name="tripsage-listen")
+            conn = await connect(url, application_name=application_name)
         except DatabaseUnavailable as error:
             log.warning("LISTEN connection failed (%s); retrying in %.1f s", error, reconnect_delay)
             await asyncio.sleep(reconnect_delay)

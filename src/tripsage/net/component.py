@@ -1,4 +1,11 @@
-"""The pg_net emulation's worker in the runtime: woken by NOTIFY at commit (polling as the fallback)."""
+"""The pg_net emulation's worker in the runtime: it sleeps until woken, as pg_net's background worker does.
+
+`net.wake()` (called by every request function) notifies channel tripsage_net at commit; the worker then runs
+rounds until one finds nothing to send and nothing to expire. While its LISTEN connection is healthy the idle
+worker sends no query; after (re)connecting it makes one catch-up round, since a NOTIFY may have been missed.
+`net.worker_restart()` notifies tripsage_net_restart: the worker reconnects (and so catches up). The LISTEN
+connection's application_name is how `net.check_worker_is_up()` and `net.wait_until_running()` see the worker.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
+from tripsage import ssrf
 from tripsage.db.connector import listen
 from tripsage.exceptions import TripSageError
-from tripsage.net.worker import BATCH_SIZE, NetWorker
+from tripsage.net.worker import NetWorker
 from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
@@ -21,8 +29,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNEL = "tripsage_net"
-POLL_INTERVAL = 1.0  # seconds between polls without a NOTIFY (and for TTL cleanup)
-ERROR_BACKOFF = 1.0  # seconds after a database error
+RESTART_CHANNEL = "tripsage_net_restart"
+WORKER_APPLICATION_NAME = "pg_net worker (tripsage)"  # what net.check_worker_is_up() looks for
+ERROR_BACKOFF = 1.0  # seconds after a database error before the round is tried again
 
 
 class NetComponent:
@@ -34,12 +43,14 @@ class NetComponent:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.last_error: str | None = None
+        self.rounds = 0  # rounds run (each reads the queue once)
 
     def routes(self) -> Sequence[BaseRoute]:
         return []
 
     async def start(self, runtime: Runtime) -> None:
-        self.worker = NetWorker(runtime.database)
+        allow = ssrf.AllowList.parse(runtime.settings.net_allow_hosts)
+        self.worker = NetWorker(runtime.database, allow=allow)
         self.active = await self.worker.emulated()
         if not self.active:  # the real pg_net (or none): nothing for us to execute
             return
@@ -63,20 +74,28 @@ class NetComponent:
         return {"status": "ok" if alive else "degraded", "emulated": True, "sent": sent, "last_error": self.last_error}
 
     async def _listen(self, url: str) -> None:
-        async for _channel in listen(url, [CHANNEL]):
-            self._wake.set()
+        while True:  # one pass per connection: net.worker_restart() ends a pass
+            notifications = listen(url, [CHANNEL, RESTART_CHANNEL], application_name=WORKER_APPLICATION_NAME)
+            async with contextlib.aclosing(notifications):
+                async for channel in notifications:
+                    if channel == RESTART_CHANNEL:
+                        log.info("net.worker_restart(): reconnecting")
+                        break
+                    self._wake.set()  # "" after (re)connecting: the catch-up round
 
     async def _work(self) -> None:
         assert self.worker is not None
         while True:
+            await self._wake.wait()
             self._wake.clear()
             try:
-                sent = await self.worker.run_once()
+                while True:  # until a round finds nothing, as pg_net's worker drains before sleeping again
+                    self.rounds += 1
+                    sent = await self.worker.run_once()
+                    if sent == 0 and self.worker.expired == 0:
+                        break
             except TripSageError as error:
                 self.last_error = str(error)
                 log.warning("net worker round failed: %s", error)
                 await asyncio.sleep(ERROR_BACKOFF)
-                continue
-            if sent < BATCH_SIZE:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                self._wake.set()

@@ -10,12 +10,12 @@ import typer
 from psycopg.types.json import Jsonb
 from rich.console import Console
 
-from tripsage import queries_for
+from tripsage import queries_for, ssrf
 from tripsage.cli_support import emit, fail, plain, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.db.vault import keyring
-from tripsage.webhooks import outbox, signing, ssrf
+from tripsage.webhooks import outbox, signing
 
 Q = queries_for("tripsage.webhooks")
 app = typer.Typer(help="Webhook endpoints, deliveries and dead letters.", no_args_is_help=True)

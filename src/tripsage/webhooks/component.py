@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute
 
-from tripsage import queries_for
+from tripsage import queries_for, ssrf
 from tripsage.db.connector import listen
 from tripsage.db.vault import keyring
 from tripsage.exceptions import TripSageError
 from tripsage.tasks import cancel_all
-from tripsage.webhooks import outbox, ssrf
+from tripsage.webhooks import outbox
 from tripsage.webhooks.dispatcher import BATCH_SIZE, Dispatcher
 
 if TYPE_CHECKING:

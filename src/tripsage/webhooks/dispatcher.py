@@ -23,11 +23,11 @@ from typing import Any
 import aiohttp
 from psycopg.types.json import Jsonb
 
-from tripsage import __version__, queries_for
+from tripsage import __version__, queries_for, ssrf
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
 from tripsage.monitoring.metrics import Metrics
-from tripsage.webhooks import outbox, retry, signing, ssrf
+from tripsage.webhooks import outbox, retry, signing
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.webhooks")

@@ -17,10 +17,10 @@ from aiohttp import web
 from psycopg.types.json import Jsonb
 
 from tests.runtime import serve_app
-from tripsage import queries_for
+from tripsage import queries_for, ssrf
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
-from tripsage.webhooks import outbox, signing, ssrf
+from tripsage.webhooks import outbox, signing
 from tripsage.webhooks.dispatcher import Dispatcher
 
 Q = queries_for("tripsage.webhooks")

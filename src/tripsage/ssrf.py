@@ -1,9 +1,13 @@
-"""The SSRF guard: webhook URLs may not reach loopback, private, link-local, unique-local or metadata addresses.
+"""The SSRF guard, shared by the webhook dispatcher and the pg_net emulation's worker: outgoing requests may not
+reach loopback, private, link-local, unique-local or metadata addresses unless allow-listed.
 
-Checked when an endpoint is configured (`check_url`, `check_resolved`) and again on every send, after DNS
+Webhooks: checked when an endpoint is configured (`check_url`, `check_resolved`) and again on every send, after DNS
 resolution (`GuardedResolver`, the resolver of the dispatcher's HTTP client, so the address connected to is the one
 checked). The dispatcher never follows redirects (a 3xx is a failure), so no redirect can lead elsewhere. Hosts
 and CIDRs in TRIPSAGE_WEBHOOK_ALLOW_HOSTS are exempt, and plain http is accepted only for them.
+
+The net worker (`tripsage.net.transfer`) checks every address libcurl is about to connect to, on every redirect hop,
+with `blocked_reason` and its own allow-list, TRIPSAGE_NET_ALLOW_HOSTS; plain http stays allowed, as in pg_net.
 """
 
 from __future__ import annotations
