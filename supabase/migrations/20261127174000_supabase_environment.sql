@@ -74,3 +74,99 @@ BEGIN
     ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
 END
 $defaults$;
+
+-- Database Webhooks (supabase/supabase docker/volumes/db/webhooks.sql, as the Dashboard's webhooks use them): the
+-- trigger function supabase_functions.http_request(url, method, headers, params, timeout_ms) and its log table
+-- supabase_functions.hooks. Created where absent; where Supabase (or anyone) made supabase_functions, left alone.
+-- Requests go through pg_net's public API (native, or TripSage's emulation): queued in the writer's transaction and
+-- sent after it commits. Unlike Supabase's function, a wrong argument never fails the write that fired the hook
+-- (TripSage's triggers never raise because of automation configuration): Supabase's message is raised as a WARNING
+-- and the call is logged in hooks without a request id. Newer Supabase versions take a sixth argument (retries) and
+-- wait for the response inside the trigger; here the request is never awaited in the writer's transaction (pg_net
+-- sends only after commit), so a sixth argument is accepted and ignored.
+DO $supabase_functions$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = 'supabase_functions') THEN
+        RETURN;
+    END IF;
+    CREATE SCHEMA supabase_functions;
+    GRANT USAGE ON SCHEMA supabase_functions TO anon, authenticated, service_role;
+
+    CREATE TABLE supabase_functions.hooks (
+        id bigserial PRIMARY KEY,
+        hook_table_id integer NOT NULL,
+        hook_name text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        request_id bigint
+    );
+    CREATE INDEX supabase_functions_hooks_request_id_idx ON supabase_functions.hooks USING btree (request_id);
+    CREATE INDEX supabase_functions_hooks_h_table_id_h_name_idx
+        ON supabase_functions.hooks USING btree (hook_table_id, hook_name);
+    COMMENT ON TABLE supabase_functions.hooks IS 'Supabase Functions Hooks: Audit trail for triggered hooks.';
+    -- Supabase's default privileges there give anon and authenticated everything on hooks; the log is the
+    -- service's only.
+    GRANT ALL ON supabase_functions.hooks TO service_role;
+    GRANT USAGE, SELECT ON SEQUENCE supabase_functions.hooks_id_seq TO service_role;
+
+    CREATE FUNCTION supabase_functions.http_request() RETURNS trigger
+        LANGUAGE plpgsql SECURITY DEFINER
+        SET search_path = ''
+        AS $fn$
+    DECLARE
+        local_request_id bigint;
+        payload jsonb;
+        url text := TG_ARGV[0]::text;
+        method text := TG_ARGV[1]::text;
+        headers jsonb DEFAULT '{}'::jsonb;
+        params jsonb DEFAULT '{}'::jsonb;
+        timeout_ms integer := 5000;  -- pg_net's default
+    BEGIN
+        BEGIN
+            IF url IS NULL OR url = 'null' THEN
+                RAISE EXCEPTION 'url argument is missing';
+            END IF;
+            IF method IS NULL OR method = 'null' THEN
+                RAISE EXCEPTION 'method argument is missing';
+            END IF;
+            IF TG_ARGV[2] IS NULL OR TG_ARGV[2] = 'null' THEN
+                headers := '{"Content-Type": "application/json"}'::jsonb;
+            ELSE
+                headers := TG_ARGV[2]::jsonb;
+            END IF;
+            IF TG_ARGV[3] IS NULL OR TG_ARGV[3] = 'null' THEN
+                params := '{}'::jsonb;
+            ELSE
+                params := TG_ARGV[3]::jsonb;
+            END IF;
+            IF TG_ARGV[4] IS NOT NULL AND TG_ARGV[4] <> 'null' THEN
+                timeout_ms := TG_ARGV[4]::integer;
+            END IF;
+            CASE
+                WHEN method = 'GET' THEN
+                    local_request_id := net.http_get(url, params, headers, timeout_ms);
+                WHEN method = 'POST' THEN
+                    payload := jsonb_build_object(
+                        'old_record', OLD,
+                        'record', NEW,
+                        'type', TG_OP,
+                        'table', TG_TABLE_NAME,
+                        'schema', TG_TABLE_SCHEMA
+                    );
+                    local_request_id := net.http_post(url, payload, params, headers, timeout_ms);
+                ELSE
+                    RAISE EXCEPTION 'method argument % is invalid', method;
+            END CASE;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'supabase_functions.http_request (trigger % on %.%): %',
+                TG_NAME, TG_TABLE_SCHEMA, TG_TABLE_NAME, SQLERRM;
+            local_request_id := NULL;
+        END;
+        INSERT INTO supabase_functions.hooks (hook_table_id, hook_name, request_id)
+        VALUES (TG_RELID, TG_NAME, local_request_id);
+        RETURN NEW;
+    END
+    $fn$;
+    REVOKE ALL ON FUNCTION supabase_functions.http_request() FROM PUBLIC;
+    GRANT EXECUTE ON FUNCTION supabase_functions.http_request() TO anon, authenticated, service_role;
+END
+$supabase_functions$;
