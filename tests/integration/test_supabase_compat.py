@@ -116,6 +116,9 @@ RESET ROLE;
 -- Database Webhooks as Supabase's image made them (a stand-in body: ours must not replace it).
 CREATE SCHEMA supabase_functions AUTHORIZATION supabase_admin;
 CREATE FUNCTION supabase_functions.http_request() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+-- Vault as supabase_vault made it (a stand-in: pgsodium is not available here).
+CREATE SCHEMA vault;
+CREATE TABLE vault.secrets (id uuid PRIMARY KEY, name text, secret text NOT NULL);
 
 CREATE SCHEMA supabase_migrations;
 CREATE TABLE supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY, statements text[], name text);
@@ -142,13 +145,13 @@ WHERE (n.nspname IN ('auth', 'supabase_migrations') OR (n.nspname = 'public' AND
 UNION ALL
 SELECT 'function ' || p.oid::regprocedure::text || ' ' || coalesce(p.proacl::text, '')
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE (n.nspname = 'public' AND p.proname = 'handle_new_user') OR n.nspname IN ('auth', 'supabase_functions')
+WHERE (n.nspname = 'public' AND p.proname = 'handle_new_user') OR n.nspname IN ('auth', 'supabase_functions', 'vault')
 UNION ALL
 SELECT 'function body ' || p.oid::regprocedure::text || ' ' || md5(p.prosrc)
 FROM pg_proc p WHERE p.pronamespace::regnamespace::text = 'supabase_functions'
 UNION ALL
 SELECT 'relation ' || c.oid::regclass::text FROM pg_class c
-WHERE c.relnamespace::regnamespace::text = 'supabase_functions'
+WHERE c.relnamespace::regnamespace::text IN ('supabase_functions', 'vault')
 UNION ALL
 SELECT 'policy ' || policyname || ' ' || roles::text || ' ' || coalesce(qual, '') FROM pg_policies
 WHERE tablename = 'profiles'

@@ -91,3 +91,7 @@ SELECT id, secret FROM public.webhook_configs WHERE secret IS NOT NULL ORDER BY 
 
 -- name: reencrypt_webhook_secret
 UPDATE public.webhook_configs SET secret = %(secret)s WHERE id = %(id)s;
+
+-- name: vault_reader
+-- Whether a role may read Vault's decrypted secrets (false where this database has no vault).
+SELECT coalesce(has_table_privilege(%(username)s, to_regclass('vault.decrypted_secrets'), 'SELECT'), false) AS reads;
