@@ -26,6 +26,7 @@ import psycopg
 from starlette.routing import BaseRoute
 
 from tripsage import queries_for
+from tripsage.db import supabase_vault, vault
 from tripsage.db.connector import Database, connect, listen
 from tripsage.exceptions import TripSageError
 from tripsage.scheduler import cron
@@ -65,6 +66,7 @@ class SchedulerComponent:
         self._prepared: dict[int, tuple[Job, asyncio.Task[Session]]] = {}  # per job: a session opened ahead
         self._closing: set[asyncio.Task[None]] = set()
         self._runids: dict[int, asyncio.Task[None]] = {}  # runs in progress in this process
+        self._vault_key: bytes | None = None  # handed to jobs that may read Vault's secrets (docs/vault.md)
 
     def routes(self) -> Sequence[BaseRoute]:
         return []
@@ -77,6 +79,7 @@ class SchedulerComponent:
         if not runtime.settings.cron_enabled:
             self.mode = "disabled"
             return
+        self._vault_key = supabase_vault.session_key(vault.keyring(runtime.settings))
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
             asyncio.create_task(self._lead(), name="scheduler-leader"),
@@ -329,7 +332,11 @@ class SchedulerComponent:
             return
         session = asyncio.create_task(
             open_session(
-                self.runtime.database_url, job, self.runtime.settings.cron_statement_timeout_s, "tripsage-scheduler-job"
+                self.runtime.database_url,
+                job,
+                self.runtime.settings.cron_statement_timeout_s,
+                "tripsage-scheduler-job",
+                self._vault_key,
             ),
             name=f"scheduler-prepare-{job.jobid}",
         )
@@ -362,6 +369,7 @@ class SchedulerComponent:
                 self.runtime.settings.cron_statement_timeout_s,
                 "tripsage-scheduler-job",
                 session,
+                self._vault_key,
             )
             self.runtime.metrics.scheduler_runs.labels(status=outcome.status).inc()
             if outcome.started is not None:
