@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -20,9 +21,11 @@ import pytest
 
 from tests import servers
 from tests.integration.webhooks.conftest import Receiver, serving
-from tests.runtime import running_runtime, runtime_settings
+from tests.runtime import run_tripsage, running_runtime, runtime_settings
+from tripsage.config import load_settings
 from tripsage.crypto import Keyring
 from tripsage.db import supabase_vault
+from tripsage.db.vault import rotate_all
 from tripsage.exceptions import CryptoError
 
 WAIT = 90.0  # seconds: the documented job runs every minute (a bound, never asserted as a timing)
@@ -164,6 +167,41 @@ def test_update_duplicates_tampering_and_another_key(database: str, key: bytes) 
     with keyed(database, supabase_vault.session_key(Keyring("B" * 43 + "="))) as conn:
         with pytest.raises(psycopg.errors.ObjectNotInPrerequisiteState, match="not under this session's key"):
             conn.execute("SELECT decrypted_secret FROM vault.decrypted_secrets WHERE id = %s", [secret_id])
+
+
+async def test_rotation_reencrypts_vault_secrets(
+    database: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    old, new = "A" * 43 + "=", "B" * 43 + "="
+    with keyed(database, supabase_vault.session_key(Keyring(old))) as conn:
+        conn.execute("select vault.create_secret('rotated-plaintext', 'rotated')")
+    monkeypatch.setenv("TRIPSAGE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TRIPSAGE_ENCRYPTION_KEY", new)
+    monkeypatch.setenv("TRIPSAGE_PREVIOUS_ENCRYPTION_KEYS", old)
+    assert (await rotate_all(database, load_settings()))["vault.secrets"] == 1
+    assert (await rotate_all(database, load_settings()))["vault.secrets"] == 0
+    with keyed(database, supabase_vault.session_key(Keyring(new))) as conn:
+        assert conn.execute("SELECT decrypted_secret FROM vault.decrypted_secrets").fetchone() == ("rotated-plaintext",)
+
+
+def test_psql_with_session_options_runs_the_documented_snippets(
+    server: servers.Server, database: str, tmp_path: Path
+) -> None:
+    encryption_key = "C" * 43 + "="
+    env = os.environ | {"TRIPSAGE_ENCRYPTION_KEY": encryption_key, "TRIPSAGE_DATA_DIR": str(tmp_path)}
+    printed = run_tripsage("vault", "session-options", env=env)
+    assert printed.returncode == 0, printed.stderr
+    options = printed.stdout.strip()
+    assert options == supabase_vault.session_options(supabase_vault.session_key(Keyring(encryption_key)))
+    psql = [str(server.bin_dir / "psql"), database, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At"]
+    snippets = DOCUMENTED_SECRETS.format(url="https://project-ref.supabase.co", key=PROJECT_KEY)
+    done = subprocess.run([*psql, "-c", snippets], env=env | {"PGOPTIONS": options}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    read = "select decrypted_secret from vault.decrypted_secrets where name = 'publishable_key'"
+    keyed_psql = subprocess.run([*psql, "-c", read], env=env | {"PGOPTIONS": options}, capture_output=True, text=True)
+    assert keyed_psql.stdout.strip() == PROJECT_KEY
+    plain_psql = subprocess.run([*psql, "-c", read], env=env, capture_output=True, text=True)
+    assert plain_psql.returncode != 0 and KEY_MISSING in plain_psql.stderr
 
 
 def server_logs(server: servers.Server) -> str:

@@ -95,3 +95,13 @@ UPDATE public.webhook_configs SET secret = %(secret)s WHERE id = %(id)s;
 -- name: vault_reader
 -- Whether a role may read Vault's decrypted secrets (false where this database has no vault).
 SELECT coalesce(has_table_privilege(%(username)s, to_regclass('vault.decrypted_secrets'), 'SELECT'), false) AS reads;
+
+-- name: vault_is_ours
+-- Whether vault.secrets is TripSage's (12_supabase.sql), not Supabase's own extension.
+SELECT to_regprocedure('vault._session_key()') IS NOT NULL AS ours;
+
+-- name: vault_secrets_for_rotation
+SELECT id::text AS id, secret, nonce FROM vault.secrets ORDER BY id FOR UPDATE;
+
+-- name: reencrypt_vault_secret
+UPDATE vault.secrets SET secret = %(secret)s, nonce = %(nonce)s WHERE id = %(id)s::uuid;

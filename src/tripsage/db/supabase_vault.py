@@ -16,12 +16,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 from typing import Any
 
 import psycopg
 
 from tripsage import queries_for
-from tripsage.crypto import Keyring
+from tripsage.crypto import Keyring, parse_key
 from tripsage.db.connector import connect
 from tripsage.exceptions import CryptoError
 
@@ -36,7 +37,11 @@ _AUTHENTICATE = b"authenticate"
 
 def session_key(keys: Keyring) -> bytes:
     """The Vault key (32 bytes) for the current TRIPSAGE_ENCRYPTION_KEY: it opens Vault secrets and nothing else."""
-    return hmac.new(keys.current, b"tripsage:vault", hashlib.sha256).digest()
+    return _derive(keys.current)
+
+
+def _derive(encryption_key: bytes) -> bytes:
+    return hmac.new(encryption_key, b"tripsage:vault", hashlib.sha256).digest()
 
 
 def session_options(key: bytes, existing: str = "") -> str:
@@ -89,3 +94,32 @@ async def connect_with_key(url: str, key: bytes, **kwargs: Any) -> psycopg.Async
     """A connection to `url` whose session holds the Vault key."""
     existing = psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
     return await connect(url, options=session_options(key, str(existing)), **kwargs)
+
+
+async def rotate(conn: psycopg.AsyncConnection[Any], current_key: str, previous_keys: list[str]) -> int:
+    """Re-encrypt, in `conn`'s transaction, every Vault secret made under one of `previous_keys` (the base64
+    TRIPSAGE_PREVIOUS_ENCRYPTION_KEYS) under `current_key`; return how many."""
+    row = await (await conn.execute(Q["vault_is_ours"].sql)).fetchone()
+    if not row or not row["ours"]:
+        return 0
+    current = _derive(parse_key(current_key))
+    known = {key_id(derived): derived for derived in (_derive(parse_key(old)) for old in previous_keys)}
+    count = 0
+    for secret in await (await conn.execute(Q["vault_secrets_for_rotation"].sql)).fetchall():
+        made_with = base64.b64decode(secret["secret"])[1 : 1 + KEY_ID_BYTES]
+        if made_with == key_id(current):
+            continue
+        old_key = known.get(made_with)
+        if old_key is None:
+            raise CryptoError(
+                f"vault: secret {secret['id']} was encrypted under key {made_with.hex()}, which is neither "
+                "TRIPSAGE_ENCRYPTION_KEY nor in TRIPSAGE_PREVIOUS_ENCRYPTION_KEYS"
+            )
+        plaintext = unseal(old_key, secret["secret"], secret["id"], bytes(secret["nonce"]))
+        nonce = os.urandom(16)
+        await conn.execute(
+            Q["reencrypt_vault_secret"].sql,
+            {"id": secret["id"], "secret": seal(current, plaintext, secret["id"], nonce), "nonce": nonce},
+        )
+        count += 1
+    return count

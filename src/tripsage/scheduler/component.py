@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute
 from tripsage import queries_for
 from tripsage.db import supabase_vault, vault
 from tripsage.db.connector import Database, connect, listen
-from tripsage.exceptions import TripSageError
+from tripsage.exceptions import ConfigurationError, TripSageError
 from tripsage.scheduler import cron
 from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open_session
 from tripsage.tasks import cancel_all
@@ -79,7 +79,10 @@ class SchedulerComponent:
         if not runtime.settings.cron_enabled:
             self.mode = "disabled"
             return
-        self._vault_key = supabase_vault.session_key(vault.keyring(runtime.settings))
+        try:
+            self._vault_key = supabase_vault.session_key(vault.keyring(runtime.settings))
+        except ConfigurationError as error:  # jobs then read no Vault secret, with the error that says why
+            log.warning("scheduler: jobs get no Vault key: %s", error)
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
             asyncio.create_task(self._lead(), name="scheduler-leader"),
