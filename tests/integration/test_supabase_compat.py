@@ -262,3 +262,31 @@ async def test_deploy_onto_a_supabase_project_leaves_the_users_objects_alone(sup
         }
         assert {"public.trips", "public.itinerary_items"} <= captured
         assert {name for name in captured if not name.startswith("public.")} == set()
+
+
+def test_capture_skips_published_tables_it_cannot_own(server: servers.Server, database: str) -> None:
+    # On Supabase the deployer (postgres) is no superuser: a published table of another owner is left alone.
+    with server.admin() as conn:
+        for role in ("tsg_deployer", "tsg_other_owner"):
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(role)))
+    try:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("CREATE TABLE public.others (id int PRIMARY KEY)")
+            conn.execute("ALTER TABLE public.others OWNER TO tsg_other_owner")
+            conn.execute("ALTER PUBLICATION supabase_realtime ADD TABLE public.others")
+            conn.execute("GRANT USAGE ON SCHEMA tripsage_realtime TO tsg_deployer")
+            conn.execute("ALTER FUNCTION tripsage_realtime.sync_publication() OWNER TO tsg_deployer")
+            assert conn.execute("SELECT tripsage_realtime.sync_publication()").fetchone() == (0,)
+            assert conn.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public.others'::regclass "
+                "AND tgname = 'A_realtime_capture'"
+            ).fetchone() == (0,)
+            conn.execute("ALTER FUNCTION tripsage_realtime.sync_publication() OWNER TO CURRENT_USER")
+            assert conn.execute("SELECT tripsage_realtime.sync_publication()").fetchone() == (1,)
+    finally:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS public.others")
+            conn.execute("DROP OWNED BY tsg_deployer, tsg_other_owner")
+        with server.admin() as conn:
+            conn.execute("DROP ROLE tsg_deployer, tsg_other_owner")
