@@ -267,3 +267,36 @@ async def test_documented_scheduling_pattern_end_to_end(
         assert PROJECT_KEY not in text, f"the secret is in {where}"
         assert key.hex() not in text, f"the Vault key is in {where}"
     assert "vault.decrypted_secrets" in logs, "the job's statements were logged (the check above means something)"
+
+
+async def test_native_pg_cron_job_gets_the_clear_error(system_server: servers.Server) -> None:
+    # Native pg_cron runs jobs inside PostgreSQL, where the key never is: the run fails with the reason, never a
+    # NULL header or a plaintext copy.
+    key = supabase_vault.session_key(Keyring("D" * 43 + "="))
+    name = "vault-native-probe"
+    with keyed(system_server.admin_url, key) as conn:
+        row = conn.execute("SELECT vault.create_secret('native-plaintext', %s)", [name]).fetchone()
+        assert row is not None
+        secret_id = row[0]
+    try:
+        with psycopg.connect(system_server.admin_url, autocommit=True) as conn:
+            conn.execute(
+                "SELECT cron.schedule(%s, '* * * * *', %s)",
+                [name, "select decrypted_secret from vault.decrypted_secrets where name = 'vault-native-probe'"],
+            )
+            deadline = asyncio.get_running_loop().time() + WAIT
+            while True:
+                run = conn.execute(
+                    "SELECT d.status, d.return_message FROM cron.job_run_details d JOIN cron.job j USING (jobid) "
+                    "WHERE j.jobname = %s AND d.status IN ('succeeded', 'failed')",
+                    [name],
+                ).fetchone()
+                if run is not None:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "native pg_cron never ran the job"
+                await asyncio.sleep(0.5)
+        assert run[0] == "failed" and KEY_MISSING in run[1], run
+    finally:
+        with psycopg.connect(system_server.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT cron.unschedule(%s)", [name])
+            conn.execute("DELETE FROM vault.secrets WHERE id = %s", [secret_id])
