@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -203,3 +204,10 @@ async def test_embedding_dimension_is_chosen_at_deploy_time(empty_database: str)
         "WHERE attrelid = 'public.memories'::regclass AND attname = 'embedding'",
     )
     assert typmod == "extensions.vector(1536)"
+
+
+async def test_concurrent_first_deploys_apply_each_migration_once(empty_database: str, tmp_path: Path) -> None:
+    (tmp_path / "20260101000000_one.sql").write_text("CREATE TABLE one (id int);\n")
+    plans = await asyncio.gather(*(Deployer(empty_database, tmp_path).deploy() for _ in range(3)))
+    assert sorted(len(plan.pending) for plan in plans) == [0, 0, 1]
+    assert scalar(empty_database, "SELECT count(*) FROM tripsage_deploy.applied_migrations") == 1

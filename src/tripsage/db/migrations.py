@@ -173,19 +173,20 @@ class Deployer:
         try:
             if dry_run:
                 return await self._plan(conn, migrations)
-            try:
-                async with conn.transaction():
-                    await conn.execute(Q["ensure_migrations_table"].sql)
-                    tables = await (await conn.execute(Q["migrations_table_exists"].sql)).fetchone()
-                    if tables and tables["legacy_checksums"]:
-                        await conn.execute(Q["adopt_legacy_checksums"].sql)
-            except psycopg.errors.InsufficientPrivilege as error:
-                raise InsufficientPrivilege(
-                    f"cannot create the migration history tables: {error.diag.message_primary}; "
-                    "deploy as the database owner (on Supabase: the postgres role)"
-                ) from error
+            # The lock first: concurrent first deploys would otherwise race creating the history tables.
             await conn.execute(Q["deploy_lock"].sql)
             try:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(Q["ensure_migrations_table"].sql)
+                        tables = await (await conn.execute(Q["migrations_table_exists"].sql)).fetchone()
+                        if tables and tables["legacy_checksums"]:
+                            await conn.execute(Q["adopt_legacy_checksums"].sql)
+                except psycopg.errors.InsufficientPrivilege as error:
+                    raise InsufficientPrivilege(
+                        f"cannot create the migration history tables: {error.diag.message_primary}; "
+                        "deploy as the database owner (on Supabase: the postgres role)"
+                    ) from error
                 plan = await self._plan(conn, migrations)
                 for migration in plan.pending:
                     if progress:
