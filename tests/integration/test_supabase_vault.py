@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import subprocess
 import uuid
@@ -226,7 +227,9 @@ async def test_documented_scheduling_pattern_end_to_end(
     receiver: Receiver,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # the runtime's own log, every level
     monkeypatch.setenv("TRIPSAGE_NET_ALLOW_HOSTS", "127.0.0.1")
     settings = runtime_settings(tmp_path)
     key = supabase_vault.session_key(Keyring(settings.encryption_key))
@@ -263,7 +266,13 @@ async def test_documented_scheduling_pattern_end_to_end(
         )
     dump = pg_dump(server, database)
     logs = server_logs(server)
-    for text, where in ((dump, "pg_dump"), (statements, "pg_stat_statements"), (logs, "the server log")):
+    checked = (
+        (dump, "pg_dump"),
+        (statements, "pg_stat_statements"),
+        (logs, "the server log"),
+        (caplog.text, "our log"),
+    )
+    for text, where in checked:
         assert PROJECT_KEY not in text, f"the secret is in {where}"
         assert key.hex() not in text, f"the Vault key is in {where}"
     assert "vault.decrypted_secrets" in logs, "the job's statements were logged (the check above means something)"
