@@ -293,6 +293,20 @@ def secrets_rotate() -> None:
         console.print(f"{table}: {count} re-encrypted")
 
 
+# -- Vault (docs/vault.md) --------------------------------------------------------------------------------------
+vault_app = typer.Typer(help="Supabase Vault: its key stays outside the database.", no_args_is_help=True)
+app.add_typer(vault_app, name="vault")
+
+
+@vault_app.command("session-options")
+def vault_session_options() -> None:
+    """Print libpq options that give a session the Vault key: PGOPTIONS="$(tripsage vault session-options)" psql."""
+    from tripsage.db import supabase_vault
+    from tripsage.db.vault import keyring
+
+    print(supabase_vault.session_options(supabase_vault.session_key(keyring(load_settings()))))
+
+
 @db_app.command("start")
 def db_start(port: Annotated[int | None, typer.Option(help="Also listen on this TCP port.")] = None) -> None:
     """Start the embedded server and leave it running; print its URL."""

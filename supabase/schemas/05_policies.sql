@@ -2,11 +2,30 @@
 -- only through public.trip_access_level (SECURITY DEFINER), so no policy ever queries another RLS-protected table
 -- and no policy can recurse. anon gets nothing; service_role bypasses RLS (BYPASSRLS), as on Supabase.
 
--- Start from nothing (Supabase's default privileges grant everything to anon and authenticated), then grant.
-REVOKE ALL ON ALL TABLES IN SCHEMA public FROM anon, authenticated;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC, anon, authenticated;
-GRANT ALL ON ALL TABLES IN SCHEMA public TO service_role;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO service_role;
+-- Start from nothing on TripSage's own objects, named one by one (Supabase's default privileges grant everything to
+-- anon and authenticated; a blanket REVOKE ... IN SCHEMA public would strip a project's own tables too), then grant.
+REVOKE ALL ON TABLE public.trips, public.trip_collaborators, public.itinerary_items, public.flights,
+    public.accommodations, public.bookings, public.chat_sessions, public.chat_messages, public.chat_tool_calls,
+    public.memories, public.session_memories, public.session_memories_archive, public.search_destinations,
+    public.search_flights, public.search_hotels, public.search_activities, public.api_keys, public.notifications,
+    public.system_metrics, public.webhook_configs, public.webhook_logs, public.audit_log FROM anon, authenticated;
+REVOKE ALL ON FUNCTION public.set_updated_at(), public.trip_access_level(bigint, uuid),
+    public.has_trip_access(bigint, text), public.check_trip_permission(uuid, bigint, text),
+    public.chat_session_access(uuid, uuid), public.chat_message_session_id(bigint), public.verify_extensions(),
+    public.verify_automation_setup(), public.audit_secret_change(), public.audit_secret_access(text, text, text, jsonb)
+    FROM PUBLIC, anon, authenticated;
+GRANT ALL ON TABLE public.trips, public.trip_collaborators, public.itinerary_items, public.flights,
+    public.accommodations, public.bookings, public.chat_sessions, public.chat_messages, public.chat_tool_calls,
+    public.memories, public.session_memories, public.session_memories_archive, public.search_destinations,
+    public.search_flights, public.search_hotels, public.search_activities, public.api_keys, public.notifications,
+    public.system_metrics, public.webhook_configs, public.webhook_logs, public.audit_log TO service_role;
+GRANT USAGE, SELECT ON SEQUENCE public.accommodations_id_seq, public.api_keys_id_seq, public.audit_log_id_seq,
+    public.bookings_id_seq, public.chat_messages_id_seq, public.chat_tool_calls_id_seq, public.flights_id_seq,
+    public.itinerary_items_id_seq, public.memories_id_seq, public.notifications_id_seq,
+    public.search_activities_id_seq, public.search_destinations_id_seq, public.search_flights_id_seq,
+    public.search_hotels_id_seq, public.session_memories_id_seq, public.system_metrics_id_seq,
+    public.trip_collaborators_id_seq, public.trips_id_seq, public.webhook_configs_id_seq, public.webhook_logs_id_seq
+    TO service_role;
 
 GRANT EXECUTE ON FUNCTION public.set_updated_at(), public.audit_secret_change() TO PUBLIC;
 GRANT EXECUTE ON FUNCTION public.trip_access_level(bigint, uuid), public.has_trip_access(bigint, text),
@@ -70,8 +89,10 @@ ALTER TABLE public.webhook_logs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.audit_log ENABLE ROW LEVEL SECURITY;
 
 -- trips: members see; the owner creates and deletes; edit and admin collaborators update.
+-- The owner is matched on the row itself: trip_access_level reads trips with the statement's snapshot, which does not
+-- hold a row the same statement inserts (INSERT ... RETURNING, supabase-js's .insert().select()).
 CREATE POLICY trips_select ON public.trips FOR SELECT TO authenticated
-    USING (public.trip_access_level(id, auth.uid()) > 0);
+    USING (user_id = auth.uid() OR public.trip_access_level(id, auth.uid()) > 0);
 CREATE POLICY trips_insert ON public.trips FOR INSERT TO authenticated
     WITH CHECK (user_id = auth.uid());
 CREATE POLICY trips_update ON public.trips FOR UPDATE TO authenticated

@@ -212,7 +212,10 @@ BEGIN
 END
 $$;
 
--- Install the capture trigger on every table of supabase_realtime and remove it from tables no longer there.
+-- Install the capture trigger on every table of supabase_realtime that the gateway may serve, and remove it from
+-- tables no longer there. The gateway serves ordinary tables outside the schemas of Supabase's and TripSage's own
+-- services, owned by a role this function acts for: a FOR ALL TABLES publication (older Supabase projects) also lists
+-- auth.*, our own change table (capturing it would recurse) and tables of other owners (CREATE TRIGGER would fail).
 -- Returns the number of tables changed.
 CREATE FUNCTION tripsage_realtime.sync_publication() RETURNS integer
     LANGUAGE plpgsql SECURITY DEFINER
@@ -223,29 +226,34 @@ DECLARE
     changed integer := 0;
 BEGIN
     FOR target IN
-        SELECT c.oid::regclass AS rel
-        FROM pg_catalog.pg_publication_tables p
-        JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
-        JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
-        WHERE p.pubname = 'supabase_realtime' AND c.relkind = 'r'
-          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
-                          WHERE t.tgrelid = c.oid AND t.tgname = 'A_realtime_capture')
+        WITH served AS (
+            SELECT c.oid
+            FROM pg_catalog.pg_publication_tables p
+            JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname
+            JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename
+            WHERE p.pubname = 'supabase_realtime' AND c.relkind = 'r'
+              AND n.nspname <> ALL (ARRAY['auth', 'storage', 'realtime', '_realtime', 'supabase_functions',
+                  'supabase_migrations', 'vault', 'pgsodium', 'pgsodium_masks', 'graphql', 'graphql_public',
+                  'net', 'cron', 'extensions', 'pgbouncer', 'information_schema', 'tripsage_realtime',
+                  'tripsage_deploy', 'webhooks', 'functions', 'monitoring', 'maintenance'])
+              AND n.nspname NOT LIKE 'pg\_%'
+              AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+        ), captured AS (
+            SELECT t.tgrelid AS oid
+            FROM pg_catalog.pg_trigger t
+            JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+            WHERE t.tgname = 'A_realtime_capture' AND pg_catalog.pg_has_role(c.relowner, 'USAGE')
+        )
+        SELECT coalesce(s.oid, k.oid)::regclass AS rel, s.oid IS NOT NULL AS wanted
+        FROM served s FULL JOIN captured k ON k.oid = s.oid
+        WHERE s.oid IS NULL OR k.oid IS NULL
     LOOP
-        EXECUTE format('CREATE TRIGGER "A_realtime_capture" AFTER INSERT OR UPDATE OR DELETE ON %s '
-                       'FOR EACH ROW EXECUTE FUNCTION tripsage_realtime.capture()', target.rel);
-        changed := changed + 1;
-    END LOOP;
-    FOR target IN
-        SELECT t.tgrelid::regclass AS rel
-        FROM pg_catalog.pg_trigger t
-        JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
-        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-        WHERE t.tgname = 'A_realtime_capture'
-          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication_tables p
-                          WHERE p.pubname = 'supabase_realtime' AND p.schemaname = n.nspname
-                            AND p.tablename = c.relname)
-    LOOP
-        EXECUTE format('DROP TRIGGER "A_realtime_capture" ON %s', target.rel);
+        IF target.wanted THEN
+            EXECUTE format('CREATE TRIGGER "A_realtime_capture" AFTER INSERT OR UPDATE OR DELETE ON %s '
+                           'FOR EACH ROW EXECUTE FUNCTION tripsage_realtime.capture()', target.rel);
+        ELSE
+            EXECUTE format('DROP TRIGGER "A_realtime_capture" ON %s', target.rel);
+        END IF;
         changed := changed + 1;
     END LOOP;
     RETURN changed;

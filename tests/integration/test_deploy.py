@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import psycopg
 import pytest
 
 from tests import servers
-from tripsage.db.migrations import Deployer
+from tripsage.db.migrations import Deployer, discover
 from tripsage.exceptions import DatabaseUnavailable, InsufficientPrivilege, MigrationError
 
 MIGRATIONS = servers.REPO / "supabase" / "migrations"
@@ -28,13 +29,75 @@ async def test_deploy_from_empty_then_noop(empty_database: str) -> None:
     second = await deployer.deploy()
     assert second.pending == []
     assert scalar(empty_database, "SELECT count(*) FROM supabase_migrations.schema_migrations") == len(first.pending)
+    assert scalar(empty_database, "SELECT count(*) FROM tripsage_deploy.applied_migrations") == len(first.pending)
     assert (
-        scalar(
-            empty_database,
-            "SELECT count(*) FROM supabase_migrations.schema_migrations WHERE checksum IS NULL OR statements IS NULL",
-        )
+        scalar(empty_database, "SELECT count(*) FROM supabase_migrations.schema_migrations WHERE statements IS NULL")
         == 0
     )
+    # The Supabase CLI's table has exactly the CLI's columns.
+    assert scalar(
+        empty_database,
+        "SELECT array_agg(column_name::text ORDER BY ordinal_position) FROM information_schema.columns "
+        "WHERE table_schema = 'supabase_migrations' AND table_name = 'schema_migrations'",
+    ) == ["version", "statements", "name"]
+
+
+async def test_history_recorded_by_older_deploys_is_adopted(empty_database: str, tmp_path: Path) -> None:
+    # Deploys before tripsage_deploy existed added checksum and applied_at columns to the CLI's table.
+    (tmp_path / "20260101000000_one.sql").write_text("CREATE TABLE one (id int);\n")
+    (tmp_path / "20260101000001_two.sql").write_text("CREATE TABLE two (id int);\n")
+    (one, _two) = discover(tmp_path)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE one (id int)")
+        conn.execute(
+            "CREATE SCHEMA supabase_migrations; CREATE TABLE supabase_migrations.schema_migrations "
+            "(version text PRIMARY KEY, statements text[], name text, checksum text, applied_at timestamptz)"
+        )
+        conn.execute(
+            "INSERT INTO supabase_migrations.schema_migrations VALUES ('20260101000000', '{x}', 'one', %s, now())",
+            ["0" * 64],
+        )
+    with pytest.raises(MigrationError, match=r"20260101000000_one\.sql was changed after it was applied"):
+        await Deployer(empty_database, tmp_path).deploy(dry_run=True)
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("UPDATE supabase_migrations.schema_migrations SET checksum = %s", [one.checksum])
+    assert [m.name for m in (await Deployer(empty_database, tmp_path).deploy(dry_run=True)).pending] == ["two"]
+    assert [m.name for m in (await Deployer(empty_database, tmp_path).deploy()).pending] == ["two"]
+    assert scalar(empty_database, "SELECT count(*) FROM tripsage_deploy.applied_migrations") == 2
+
+
+async def test_cli_history_without_checksums_plans_and_deploys(empty_database: str, tmp_path: Path) -> None:
+    # `supabase db push` records (version, name, statements) only; other versions are the user's own.
+    (tmp_path / "20260101000000_one.sql").write_text("CREATE TABLE one (id int);\n")
+    (tmp_path / "20260101000001_two.sql").write_text("CREATE TABLE two (id int);\n")
+    with psycopg.connect(empty_database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE one (id int)")
+        conn.execute(
+            "CREATE SCHEMA supabase_migrations; CREATE TABLE supabase_migrations.schema_migrations "
+            "(version text NOT NULL PRIMARY KEY, statements text[], name text)"
+        )
+        conn.execute(
+            "INSERT INTO supabase_migrations.schema_migrations VALUES ('20250101000000', '{x}', 'mine'), "
+            "('20260101000000', '{CREATE TABLE one (id int)}', 'one')"
+        )
+    plan = await Deployer(empty_database, tmp_path).deploy(dry_run=True)
+    assert ([m.name for m in plan.pending], plan.unknown) == (["two"], ["20250101000000"])
+    assert [m.name for m in (await Deployer(empty_database, tmp_path).deploy()).pending] == ["two"]
+    assert (await Deployer(empty_database, tmp_path).deploy()).pending == []
+
+
+async def test_amended_migration_accepts_the_text_it_amends(empty_database: str, tmp_path: Path) -> None:
+    original = "CREATE TABLE one (id int);\n"
+    (tmp_path / "20260101000000_one.sql").write_text(original)
+    await Deployer(empty_database, tmp_path).deploy()
+    old = discover(tmp_path)[0].checksum
+    (tmp_path / "20260101000000_one.sql").write_text(
+        f"-- tripsage:amends {old} (the earlier text)\nCREATE TABLE IF NOT EXISTS one (id int);\n"
+    )
+    assert (await Deployer(empty_database, tmp_path).deploy()).pending == []
+    (tmp_path / "20260101000000_one.sql").write_text("CREATE TABLE IF NOT EXISTS one (id int);\n")
+    with pytest.raises(MigrationError, match="was changed after it was applied"):
+        await Deployer(empty_database, tmp_path).deploy()
 
 
 async def test_dry_run_changes_nothing(empty_database: str) -> None:
@@ -141,3 +204,10 @@ async def test_embedding_dimension_is_chosen_at_deploy_time(empty_database: str)
         "WHERE attrelid = 'public.memories'::regclass AND attname = 'embedding'",
     )
     assert typmod == "extensions.vector(1536)"
+
+
+async def test_concurrent_first_deploys_apply_each_migration_once(empty_database: str, tmp_path: Path) -> None:
+    (tmp_path / "20260101000000_one.sql").write_text("CREATE TABLE one (id int);\n")
+    plans = await asyncio.gather(*(Deployer(empty_database, tmp_path).deploy() for _ in range(3)))
+    assert sorted(len(plan.pending) for plan in plans) == [0, 0, 1]
+    assert scalar(empty_database, "SELECT count(*) FROM tripsage_deploy.applied_migrations") == 1

@@ -278,3 +278,19 @@ def test_write_matrix(seeded: psycopg.Connection[tuple[Any, ...]]) -> None:
     assert failures == [], "\n".join(failures)
     covered = {table for table, *_ in WRITES}
     assert covered == set(VISIBLE), f"no write case for {set(VISIBLE) - covered}"
+
+
+def returning(statement: str | sql.Composed) -> sql.Composed:
+    text = sql.SQL(statement) if isinstance(statement, str) else statement  # type: ignore[arg-type]
+    return sql.Composed([text, sql.SQL(" RETURNING *")])
+
+
+def test_write_matrix_with_returning(seeded: psycopg.Connection[tuple[Any, ...]]) -> None:
+    # What supabase-js and supabase-py send for .insert(...).select() and .update(...).select(): every write a user may
+    # make, they may make with RETURNING too (the row is theirs to read afterwards).
+    failures = []
+    for table, operation, statement, allowed in WRITES:
+        for user in allowed:
+            if not write_allowed(seeded, returning(statement), user):
+                failures.append(f"{table}.{operation} ... RETURNING as {user}: denied")
+    assert failures == [], "\n".join(failures)

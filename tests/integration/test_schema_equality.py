@@ -33,7 +33,14 @@ def psql_files(server: servers.Server, url: str, files: list[Path]) -> None:
 
 def dump(server: servers.Server, url: str) -> str:
     result = subprocess.run(
-        [str(server.bin_dir / "pg_dump"), "--schema-only", "--no-owner", "--exclude-schema=supabase_migrations", url],
+        [
+            str(server.bin_dir / "pg_dump"),
+            "--schema-only",
+            "--no-owner",
+            "--exclude-schema=supabase_migrations",
+            "--exclude-schema=tripsage_deploy",
+            url,
+        ],
         check=True,
         capture_output=True,
         text=True,

@@ -86,8 +86,8 @@ async def test_rotation_reencrypts_under_the_new_key(
     monkeypatch.setenv("TRIPSAGE_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("TRIPSAGE_ENCRYPTION_KEY", new)
     monkeypatch.setenv("TRIPSAGE_PREVIOUS_ENCRYPTION_KEYS", old)
-    assert await rotate_all(database, load_settings()) == {"api_keys": 1, "webhook_configs": 0}
-    assert await rotate_all(database, load_settings()) == {"api_keys": 0, "webhook_configs": 0}
+    assert await rotate_all(database, load_settings()) == {"api_keys": 1, "webhook_configs": 0, "vault.secrets": 0}
+    assert await rotate_all(database, load_settings()) == {"api_keys": 0, "webhook_configs": 0, "vault.secrets": 0}
     async with Database(database, max_size=2) as db:
         assert await ApiKeyVault(db, Keyring(new)).reveal(key_id) == PLAINTEXT
     with psycopg.connect(database) as conn:

@@ -46,3 +46,12 @@ def test_checksum_tracks_content(tmp_path: Path) -> None:
     before = discover(tmp_path)[0].checksum
     write(tmp_path, "20260101000000_a.sql", "SELECT 2;")
     assert discover(tmp_path)[0].checksum != before
+
+
+def test_amends_lines_name_the_earlier_checksums(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "20260101000000_a.sql",
+        "-- tripsage:amends abc123 (why)\n-- tripsage:amends def456\n-- tripsage:amends\nSELECT 1;\n",
+    )
+    assert discover(tmp_path)[0].amends == frozenset({"abc123", "def456"})

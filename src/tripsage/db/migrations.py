@@ -2,8 +2,14 @@
 
 Applies `supabase/migrations/<14-digit timestamp>_<name>.sql` in order, each whole file in one transaction (SQL is
 never split on semicolons, so dollar-quoted bodies survive), and records each in
-`supabase_migrations.schema_migrations` as the Supabase CLI does, plus a checksum. An applied migration whose file
-has changed is refused.
+`supabase_migrations.schema_migrations` exactly as the Supabase CLI does (version, name, statements: that table is
+only read and appended to, so `supabase migration list` and `db push` keep working), and its checksum in a table of
+our own, `tripsage_deploy.applied_migrations`. An applied migration whose file has changed is refused.
+
+Amended history: a file may carry lines `-- tripsage:amends <sha256 of an earlier text> <why>`. A database that
+applied that earlier text is accepted as up to date (the earlier text is not run again). Use this only when the
+earlier text could break a project it had not yet been applied to, and a later migration brings databases that did
+apply it to the same state.
 
 A file whose first line is `-- tripsage:no-transaction` runs outside a transaction (for VACUUM, CREATE INDEX
 CONCURRENTLY, ALTER SYSTEM): its statements are separated by lines reading exactly `-- tripsage:break`, and each runs
@@ -24,6 +30,7 @@ from tripsage.db import connector, queries
 from tripsage.exceptions import InsufficientPrivilege, MigrationError
 
 NO_TRANSACTION_MARKER = "-- tripsage:no-transaction"
+AMENDS_MARKER = "-- tripsage:amends "
 BREAK_MARKER = "-- tripsage:break"
 _FILENAME = re.compile(r"^(\d{14})_([A-Za-z0-9_.-]+)\.sql$")
 
@@ -40,6 +47,15 @@ class Migration:
     @property
     def checksum(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @property
+    def amends(self) -> frozenset[str]:
+        """Checksums of earlier texts of this file that a database may have applied instead."""
+        return frozenset(
+            line[len(AMENDS_MARKER) :].split()[0]
+            for line in self.text.splitlines()
+            if line.startswith(AMENDS_MARKER) and line[len(AMENDS_MARKER) :].split()
+        )
 
     @property
     def transactional(self) -> bool:
@@ -123,18 +139,25 @@ class Deployer:
             await conn.close()
 
     async def _plan(self, conn: psycopg.AsyncConnection[connector.Row], migrations: list[Migration]) -> Plan:
-        present = await (await conn.execute(Q["migrations_table_exists"].sql)).fetchone()
-        recorded: dict[str, str | None] = {}
-        if present and present["present"]:
-            for row in await (await conn.execute(Q["applied_migrations"].sql)).fetchall():
-                recorded[row["version"]] = row["checksum"]
+        tables = await (await conn.execute(Q["migrations_table_exists"].sql)).fetchone()
+        recorded: set[str] = set()
+        checksums: dict[str, str] = {}
+        if tables and tables["present"]:
+            recorded = {row["version"] for row in await (await conn.execute(Q["applied_migrations"].sql)).fetchall()}
+            if tables["legacy_checksums"]:
+                for row in await (await conn.execute(Q["legacy_checksums"].sql)).fetchall():
+                    checksums[row["version"]] = row["checksum"]
+        if tables and tables["own"]:
+            for row in await (await conn.execute(Q["own_checksums"].sql)).fetchall():
+                checksums[row["version"]] = row["checksum"]
         pending = []
         for migration in migrations:
             if migration.version not in recorded:
                 pending.append(migration)
                 continue
-            checksum = recorded[migration.version]
-            if checksum is not None and checksum != migration.checksum:
+            # No checksum: applied by the Supabase CLI or psql, which record none.
+            checksum = checksums.get(migration.version)
+            if checksum is not None and checksum != migration.checksum and checksum not in migration.amends:
                 raise MigrationError(
                     f"{migration.path.name} was changed after it was applied (checksum {checksum[:12]} in the "
                     f"database, {migration.checksum[:12]} on disk): never edit an applied migration, add a new one"
@@ -150,15 +173,20 @@ class Deployer:
         try:
             if dry_run:
                 return await self._plan(conn, migrations)
-            try:
-                await conn.execute(Q["ensure_migrations_table"].sql)
-            except psycopg.errors.InsufficientPrivilege as error:
-                raise InsufficientPrivilege(
-                    f"cannot create supabase_migrations.schema_migrations: {error.diag.message_primary}; "
-                    "deploy as the database owner (on Supabase: the postgres role)"
-                ) from error
+            # The lock first: concurrent first deploys would otherwise race creating the history tables.
             await conn.execute(Q["deploy_lock"].sql)
             try:
+                try:
+                    async with conn.transaction():
+                        await conn.execute(Q["ensure_migrations_table"].sql)
+                        tables = await (await conn.execute(Q["migrations_table_exists"].sql)).fetchone()
+                        if tables and tables["legacy_checksums"]:
+                            await conn.execute(Q["adopt_legacy_checksums"].sql)
+                except psycopg.errors.InsufficientPrivilege as error:
+                    raise InsufficientPrivilege(
+                        f"cannot create the migration history tables: {error.diag.message_primary}; "
+                        "deploy as the database owner (on Supabase: the postgres role)"
+                    ) from error
                 plan = await self._plan(conn, migrations)
                 for migration in plan.pending:
                     if progress:

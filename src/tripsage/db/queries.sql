@@ -1,24 +1,50 @@
 -- name: ensure_migrations_table
--- The Supabase CLI's history table, plus our checksum and timestamp columns.
+-- The Supabase CLI's history table, created exactly as the CLI creates it (never altered beyond that), and TripSage's
+-- own record of what it applied (checksums) in a schema of its own.
 CREATE SCHEMA IF NOT EXISTS supabase_migrations;
 CREATE TABLE IF NOT EXISTS supabase_migrations.schema_migrations (version text NOT NULL PRIMARY KEY);
 ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS statements text[];
 ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS name text;
-ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS checksum text;
-ALTER TABLE supabase_migrations.schema_migrations ADD COLUMN IF NOT EXISTS applied_at timestamptz DEFAULT now();
+CREATE SCHEMA IF NOT EXISTS tripsage_deploy;
+COMMENT ON SCHEMA tripsage_deploy IS 'tripsage deploy: the checksum of each migration it applied';
+CREATE TABLE IF NOT EXISTS tripsage_deploy.applied_migrations (
+    version text PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
 
 -- name: migrations_table_exists
-SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL AS present;
+SELECT to_regclass('supabase_migrations.schema_migrations') IS NOT NULL AS present,
+       to_regclass('tripsage_deploy.applied_migrations') IS NOT NULL AS own,
+       EXISTS (SELECT 1 FROM pg_catalog.pg_attribute
+               WHERE attrelid = to_regclass('supabase_migrations.schema_migrations')
+                 AND attname = 'checksum' AND NOT attisdropped) AS legacy_checksums;
 
 -- name: applied_migrations
-SELECT version, name, checksum FROM supabase_migrations.schema_migrations ORDER BY version;
+-- Every version in the CLI's history, whoever applied it (the CLI, psql users recording by hand, tripsage deploy).
+SELECT version FROM supabase_migrations.schema_migrations ORDER BY version;
+
+-- name: own_checksums
+SELECT version, checksum FROM tripsage_deploy.applied_migrations;
+
+-- name: legacy_checksums
+-- Deploys before tripsage_deploy existed kept their checksums in an extra column of the CLI's table.
+SELECT version, checksum FROM supabase_migrations.schema_migrations WHERE checksum IS NOT NULL;
+
+-- name: adopt_legacy_checksums
+INSERT INTO tripsage_deploy.applied_migrations (version, name, checksum)
+SELECT version, coalesce(name, ''), checksum FROM supabase_migrations.schema_migrations WHERE checksum IS NOT NULL
+ON CONFLICT (version) DO NOTHING;
 
 -- name: record_migration
-INSERT INTO supabase_migrations.schema_migrations (version, name, statements, checksum, applied_at)
-VALUES (%(version)s, %(name)s, ARRAY[%(statements)s], %(checksum)s, now());
-
--- name: backfill_checksum
-UPDATE supabase_migrations.schema_migrations SET checksum = %(checksum)s WHERE version = %(version)s;
+-- Appended to the CLI's history as `supabase db push` does (version, name, statements), and to our own table.
+WITH history AS (
+    INSERT INTO supabase_migrations.schema_migrations (version, name, statements)
+    VALUES (%(version)s, %(name)s, ARRAY[%(statements)s])
+)
+INSERT INTO tripsage_deploy.applied_migrations (version, name, checksum)
+VALUES (%(version)s, %(name)s, %(checksum)s);
 
 -- name: deploy_lock
 -- One deploy at a time per database (replicas may start together).
@@ -78,3 +104,17 @@ SELECT pg_is_in_recovery() AS in_recovery,
        current_setting('superuser_reserved_connections')::int AS reserved,
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
        (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS in_use;
+
+-- name: vault_reader
+-- Whether a role may read Vault's decrypted secrets (false where this database has no vault).
+SELECT coalesce(has_table_privilege(%(username)s, to_regclass('vault.decrypted_secrets'), 'SELECT'), false) AS reads;
+
+-- name: vault_is_ours
+-- Whether vault.secrets is TripSage's (12_supabase.sql), not Supabase's own extension.
+SELECT to_regprocedure('vault._session_key()') IS NOT NULL AS ours;
+
+-- name: vault_secrets_for_rotation
+SELECT id::text AS id, secret, nonce FROM vault.secrets ORDER BY id FOR UPDATE;
+
+-- name: reencrypt_vault_secret
+UPDATE vault.secrets SET secret = %(secret)s, nonce = %(nonce)s WHERE id = %(id)s::uuid;

@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 from tripsage import queries_for
 from tripsage.config import Settings
 from tripsage.crypto import Keyring
+from tripsage.db import supabase_vault
 from tripsage.db.connector import Database, connect, mapped_errors
 
 Q = queries_for("tripsage.db")
@@ -78,7 +79,7 @@ class ApiKeyVault:
 
 
 async def rotate_all(url: str, settings: Settings) -> dict[str, int]:
-    """Re-encrypt every API key and webhook secret under the current key, in one transaction."""
+    """Re-encrypt every API key, webhook secret and Vault secret under the current key, in one transaction."""
     keys = keyring(settings)
     counts = {"api_keys": 0, "webhook_configs": 0}
     conn = await connect(url, autocommit=False, application_name="tripsage-rotate")
@@ -127,6 +128,9 @@ async def rotate_all(url: str, settings: Settings) -> dict[str, int]:
                         },
                     )
                     counts["webhook_configs"] += 1
+                counts["vault.secrets"] = await supabase_vault.rotate(
+                    conn, settings.encryption_key, settings.old_encryption_keys
+                )
     finally:
         await conn.close()
     return counts

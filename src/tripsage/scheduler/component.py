@@ -26,8 +26,9 @@ import psycopg
 from starlette.routing import BaseRoute
 
 from tripsage import queries_for
+from tripsage.db import supabase_vault, vault
 from tripsage.db.connector import Database, connect, listen
-from tripsage.exceptions import TripSageError
+from tripsage.exceptions import ConfigurationError, TripSageError
 from tripsage.scheduler import cron
 from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open_session
 from tripsage.tasks import cancel_all
@@ -65,6 +66,7 @@ class SchedulerComponent:
         self._prepared: dict[int, tuple[Job, asyncio.Task[Session]]] = {}  # per job: a session opened ahead
         self._closing: set[asyncio.Task[None]] = set()
         self._runids: dict[int, asyncio.Task[None]] = {}  # runs in progress in this process
+        self._vault_key: bytes | None = None  # handed to jobs that may read Vault's secrets (docs/vault.md)
 
     def routes(self) -> Sequence[BaseRoute]:
         return []
@@ -77,6 +79,10 @@ class SchedulerComponent:
         if not runtime.settings.cron_enabled:
             self.mode = "disabled"
             return
+        try:
+            self._vault_key = supabase_vault.session_key(vault.keyring(runtime.settings))
+        except ConfigurationError as error:  # jobs then read no Vault secret, with the error that says why
+            log.warning("scheduler: jobs get no Vault key: %s", error)
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
             asyncio.create_task(self._lead(), name="scheduler-leader"),
@@ -329,7 +335,11 @@ class SchedulerComponent:
             return
         session = asyncio.create_task(
             open_session(
-                self.runtime.database_url, job, self.runtime.settings.cron_statement_timeout_s, "tripsage-scheduler-job"
+                self.runtime.database_url,
+                job,
+                self.runtime.settings.cron_statement_timeout_s,
+                "tripsage-scheduler-job",
+                self._vault_key,
             ),
             name=f"scheduler-prepare-{job.jobid}",
         )
@@ -362,6 +372,7 @@ class SchedulerComponent:
                 self.runtime.settings.cron_statement_timeout_s,
                 "tripsage-scheduler-job",
                 session,
+                self._vault_key,
             )
             self.runtime.metrics.scheduler_runs.labels(status=outcome.status).inc()
             if outcome.started is not None:

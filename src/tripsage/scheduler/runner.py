@@ -15,6 +15,7 @@ import psycopg
 from psycopg import sql
 
 from tripsage import queries_for
+from tripsage.db import supabase_vault
 from tripsage.db.connector import Database, connect
 from tripsage.exceptions import DatabaseError, TripSageError
 
@@ -75,13 +76,21 @@ async def _become(conn: psycopg.AsyncConnection[Any], username: str) -> None:
         await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(username)))
 
 
-async def open_session(base_url: str, job: Job, default_timeout_s: float, application_name: str) -> Session:
-    """A connection ready to run `job`: in its database, as its user, with its statement timeout."""
-    conn = await connect(database_url(base_url, job.database), application_name=application_name)
+async def open_session(
+    base_url: str, job: Job, default_timeout_s: float, application_name: str, vault_key: bytes | None = None
+) -> Session:
+    """A connection ready to run `job`: in its database, as its user, with its statement timeout; with the Vault key
+    when `vault_key` is given and the job's user may read vault.decrypted_secrets."""
+    url = database_url(base_url, job.database)
+    conn = await connect(url, application_name=application_name)
     try:
         allowed = await (await conn.execute(Q["can_connect"].sql, {"username": job.username})).fetchone()
         if not allowed or not allowed["allowed"]:
             raise PermissionError(f"User {job.username} does not have CONNECT privilege on {job.database}")
+        if vault_key is not None and await supabase_vault.reads_vault(conn, job.username):
+            # Vault (docs/vault.md): the key travels only as a startup option of a connection of the job's own.
+            await close_quietly(conn)
+            conn = await supabase_vault.connect_with_key(url, vault_key, application_name=application_name)
         await _become(conn, job.username)
         timeout_ms = int((job.statement_timeout_s or default_timeout_s) * 1000)
         await conn.execute(sql.SQL("SET statement_timeout = {}").format(sql.Literal(timeout_ms)))
@@ -106,6 +115,7 @@ async def execute(
     default_timeout_s: float,
     application_name: str,
     session: Awaitable[Session] | None = None,
+    vault_key: bytes | None = None,
 ) -> Outcome:
     """Run `job` (whose run row `runid` exists, status 'starting'), on `session` when one was opened ahead of the
     tick; record and return the outcome."""
@@ -113,7 +123,7 @@ async def execute(
     started_at: datetime | None = None
     conn: Session | None = None
     try:
-        conn = await (session or open_session(base_url, job, default_timeout_s, application_name))
+        conn = await (session or open_session(base_url, job, default_timeout_s, application_name, vault_key))
         # start_time is when the command is sent, by this process's clock (pg_cron's is its worker's); 'running' is
         # recorded alongside, not one round trip before it.
         started_at = datetime.now(UTC)
