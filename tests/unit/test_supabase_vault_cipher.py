@@ -18,7 +18,8 @@ def test_round_trip(plaintext: str) -> None:
     nonce = os.urandom(16)
     sealed = supabase_vault.seal(KEY, plaintext, "id-1", nonce)
     assert plaintext == supabase_vault.unseal(KEY, sealed, "id-1", nonce)
-    assert plaintext == "" or plaintext not in sealed
+    if len(plaintext) >= 8:  # a shorter text can occur in any base64 string by chance
+        assert plaintext not in sealed
 
 
 def test_bound_to_id_nonce_and_key() -> None:
