@@ -105,7 +105,7 @@ async def test_the_runtime_works_through_session_pooling(
 ) -> None:
     pooled = bouncers["session"].url(system_database)
     assert await topology.detect_pooling(pooled) == "session"
-    settings = runtime_settings(tmp_path, webhook_allow_hosts="127.0.0.1")
+    settings = runtime_settings(tmp_path, webhook_allow_hosts="127.0.0.1", net_allow_hosts="127.0.0.1")
     async with running_runtime(settings, pooled) as running, httpx.AsyncClient(timeout=30) as http:
         await asyncio.to_thread(application_work, pooled, receiver.url)
         await wait_for(lambda: delivered(receiver), "the webhook and the pg_net call")
@@ -178,7 +178,7 @@ async def test_application_sql_works_through_transaction_pooling(
 ) -> None:
     pooled = bouncers["transaction"].url(system_database)
     assert await topology.detect_pooling(pooled) == "transaction"
-    settings = runtime_settings(tmp_path, webhook_allow_hosts="127.0.0.1")
+    settings = runtime_settings(tmp_path, webhook_allow_hosts="127.0.0.1", net_allow_hosts="127.0.0.1")
     async with running_runtime(settings, bouncers["session"].url(system_database)):
         await asyncio.to_thread(application_work, pooled, receiver.url)
         await wait_for(lambda: delivered(receiver), "the webhook and the pg_net call")
@@ -215,10 +215,11 @@ async def test_serve_splits_the_pool_onto_the_transaction_pooler_with_a_direct_u
         with psycopg.connect(system_database, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND application_name LIKE 'tripsage-%%' GROUP BY 1"
+                " AND (application_name LIKE 'tripsage-%%' OR application_name = 'pg_net worker (tripsage)') GROUP BY 1"
             ).fetchall()
         direct = {str(name): int(count) for name, count in rows}
-        assert direct.get("tripsage-listen") == 3 and direct.get("tripsage-scheduler-leader") == 1, direct
+        assert direct.get("tripsage-listen") == 2 and direct.get("pg_net worker (tripsage)") == 1, direct
+        assert direct.get("tripsage-scheduler-leader") == 1, direct
         assert direct.get("tripsage-realtime-listen") == 1, direct
     finally:
         await asyncio.to_thread(replica.stop)
