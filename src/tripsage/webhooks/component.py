@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute
 
-from tripsage import queries_for
+from tripsage import queries_for, redact
 from tripsage.db.connector import listen
 from tripsage.db.vault import keyring
 from tripsage.exceptions import TripSageError
@@ -133,7 +133,7 @@ class WebhooksComponent:
             try:
                 claimed = await self.dispatcher.dispatch_once()
             except TripSageError as error:
-                self.dispatcher.last_error = str(error)
+                self.dispatcher.last_error = redact.redact(str(error))
                 log.warning("webhook dispatch failed: %s", error)
                 await asyncio.sleep(ERROR_BACKOFF)
                 continue
