@@ -1,18 +1,20 @@
 """The dashboard at /dashboard: server-rendered HTML, charts drawn by a locally served plotly.min.js (no CDN).
 
-Sign-in takes the project's service_role key; the session is an HMAC-signed, HttpOnly, SameSite=Strict cookie.
+Sign-in takes the project's service_role key. A session is a random cookie (HttpOnly, SameSite=Strict, Secure over
+TLS) whose SHA-256 is kept in monitoring.dashboard_sessions, so signing out revokes it on every replica. Every
+state-changing request (sign-in, sign-out, replay) must come from the dashboard's own origin, and those of a session
+carry its CSRF token.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
 import html
 import importlib.util
 import json
-import time
+import secrets
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,7 +24,7 @@ from string import Template
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tripsage import jwt, queries_for
@@ -33,6 +35,8 @@ Q = queries_for("tripsage.monitoring")
 COOKIE = "tripsage_dashboard"
 SESSION_LIFETIME = 8 * 3600  # seconds
 MAX_FORM_BYTES = 16 * 1024
+MAX_TOKEN_CHARS = 100  # a session cookie is 43 characters; anything much longer is not ours
+CSRF_FIELD = "csrf_token"
 
 
 def plotly_js() -> Path:
@@ -46,23 +50,14 @@ def _template(name: str) -> Template:
     return Template(resources.files("tripsage.monitoring").joinpath(name).read_text(encoding="utf-8"))
 
 
-def _sign(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), b"dashboard:" + payload.encode(), hashlib.sha256).hexdigest()
+def token_hash(token: str) -> bytes:
+    """What the database keeps of a session cookie: its SHA-256 (a leaked table does not sign anyone in)."""
+    return hashlib.sha256(token.encode()).digest()
 
 
-def make_session(secret: str, now: float | None = None) -> str:
-    expires = str(int((now or time.time()) + SESSION_LIFETIME))
-    return base64.urlsafe_b64encode(f"{expires}.{_sign(secret, expires)}".encode()).decode()
-
-
-def valid_session(secret: str, cookie: str | None) -> bool:
-    if not cookie:
-        return False
-    try:
-        expires, signature = base64.urlsafe_b64decode(cookie.encode()).decode().split(".", 1)
-        return hmac.compare_digest(signature, _sign(secret, expires)) and int(expires) > time.time()
-    except (ValueError, UnicodeDecodeError):
-        return False
+def origin_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def _cell(value: Any) -> str:
@@ -100,13 +95,54 @@ class Dashboard:
             Route("/dashboard/static/plotly.min.js", self.plotly, methods=["GET"]),
         ]
 
-    def _signed_in(self, request: Request) -> bool:
-        return valid_session(self.secret, request.cookies.get(COOKIE))
+    async def _session(self, request: Request) -> str | None:
+        """The CSRF token of the request's live session (not expired, not revoked); None when signed out."""
+        token = request.cookies.get(COOKIE)
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        row = await self.runtime.database.fetch_one(Q["dashboard_session"], {"token_hash": token_hash(token)})
+        return None if row is None else str(row["csrf_token"])
+
+    def _same_origin(self, request: Request) -> bool:
+        """A state-changing request must come from the dashboard's own pages: its Origin (or, without one, the
+        browser's Sec-Fetch-Site) says so. A client that sends neither is not a browser acting for another site."""
+        origin = request.headers.get("origin")
+        if origin is not None:
+            allowed = {origin_of(str(request.url))}
+            if self.runtime.settings.public_url:
+                allowed.add(origin_of(self.runtime.settings.public_url))
+            return origin.lower() in allowed
+        return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+
+    async def _form(self, request: Request) -> dict[str, str]:
+        # A plain urlencoded form: parsed here rather than pulling in a multipart parser.
+        body = (await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace")
+        return {name: values[0] for name, values in urllib.parse.parse_qs(body).items()}
+
+    async def _checked(self, request: Request) -> tuple[str, dict[str, str]] | Response:
+        """For a state-changing request: (the session's CSRF token, the form), or the refusal to answer."""
+        if not self._same_origin(request):
+            return PlainTextResponse("cross-origin request refused", status_code=403)
+        csrf = await self._session(request)
+        if csrf is None:
+            return RedirectResponse("/dashboard", status_code=303)
+        form = await self._form(request)
+        if not hmac.compare_digest(form.get(CSRF_FIELD, "").encode(), csrf.encode()):
+            return PlainTextResponse("missing or wrong CSRF token", status_code=403)
+        return csrf, form
+
+    def _cookie_options(self, request: Request) -> dict[str, Any]:
+        return {
+            "path": "/dashboard",
+            "httponly": True,
+            "samesite": "strict",
+            "secure": request.url.scheme == "https",
+        }
 
     async def login(self, request: Request) -> Response:
-        # A plain urlencoded form: parsed here rather than pulling in a multipart parser.
-        form = urllib.parse.parse_qs((await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace"))
-        key = (form.get("key") or [""])[0].strip()
+        if not self._same_origin(request):
+            return PlainTextResponse("cross-origin request refused", status_code=403)
+        key = (await self._form(request)).get("key", "").strip()
         try:
             role = jwt.verify(self.secret, key).get("role")
         except jwt.InvalidToken:
@@ -114,20 +150,27 @@ class Dashboard:
         if role != "service_role":
             body = _template("login.html").substitute(error="That is not this project's service_role key.")
             return HTMLResponse(body, status_code=401)
-        response = RedirectResponse("/dashboard", status_code=303)
-        response.set_cookie(
-            COOKIE,
-            make_session(self.secret),
-            max_age=SESSION_LIFETIME,
-            httponly=True,
-            samesite="strict",
-            path="/dashboard",
+        token = secrets.token_urlsafe(32)
+        await self.runtime.database.execute(
+            Q["create_dashboard_session"],
+            {
+                "token_hash": token_hash(token),
+                "csrf_token": secrets.token_urlsafe(32),
+                "lifetime_s": SESSION_LIFETIME,
+            },
         )
+        response = RedirectResponse("/dashboard", status_code=303)
+        response.set_cookie(COOKIE, token, max_age=SESSION_LIFETIME, **self._cookie_options(request))
         return response
 
     async def logout(self, request: Request) -> Response:
+        checked = await self._checked(request)
+        if isinstance(checked, Response):
+            return checked
+        token = request.cookies.get(COOKIE, "")
+        await self.runtime.database.execute(Q["revoke_dashboard_session"], {"token_hash": token_hash(token)})
         response = RedirectResponse("/dashboard", status_code=303)
-        response.delete_cookie(COOKIE, path="/dashboard")
+        response.delete_cookie(COOKIE, **self._cookie_options(request))
         return response
 
     async def plotly(self, request: Request) -> Response:
@@ -136,14 +179,17 @@ class Dashboard:
         )
 
     async def replay(self, request: Request) -> Response:
-        if not self._signed_in(request):
-            return RedirectResponse("/dashboard", status_code=303)
+        checked = await self._checked(request)
+        if isinstance(checked, Response):
+            return checked
         await webhooks_view.replay(self.runtime.database, int(request.path_params["delivery_id"]))
         return RedirectResponse("/dashboard#dead-letters", status_code=303)
 
     async def page(self, request: Request) -> Response:
-        if not self._signed_in(request):
+        csrf = await self._session(request)
+        if csrf is None:
             return HTMLResponse(_template("login.html").substitute(error=""))
+        csrf_input = f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf)}">'
         db = self.runtime.database
         status = await collect_status(db, timezone=self.runtime.settings.cron_timezone)
         metrics = self.runtime.metrics
@@ -181,7 +227,7 @@ class Dashboard:
                 _cell(d["event_type"]),
                 _cell(d["attempts"]),
                 _cell(d["last_error"]),
-                f'<form method="post" action="/dashboard/replay/{int(d["id"])}">'
+                f'<form method="post" action="/dashboard/replay/{int(d["id"])}">{csrf_input}'
                 f'<button class="replay" data-delivery="{int(d["id"])}" type="submit">Replay</button></form>',
             )
             for d in await webhooks_view.dead_letters(db)
@@ -219,6 +265,8 @@ class Dashboard:
             )
         )
         body = _template("dashboard.html").substitute(
+            logout_form=f'<form method="post" action="/dashboard/logout">{csrf_input}'
+            '<button id="sign-out" type="submit">Sign out</button></form>',
             generated_at=html.escape(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
             success_table=_table(("metric", "value", "goal", ""), success_rows, "no metrics"),
             realtime_figures=figures,
