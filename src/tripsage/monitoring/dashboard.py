@@ -37,6 +37,7 @@ SESSION_LIFETIME = 8 * 3600  # seconds
 MAX_FORM_BYTES = 16 * 1024
 MAX_TOKEN_CHARS = 100  # a session cookie is 43 characters; anything much longer is not ours
 CSRF_FIELD = "csrf_token"
+CHART_WINDOW = dt.timedelta(hours=24)  # what every chart's time axis spans
 
 
 def plotly_js() -> Path:
@@ -58,6 +59,11 @@ def token_hash(token: str) -> bytes:
 def origin_of(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _chart_time(moment: dt.datetime) -> str:
+    """A time for plotly (which ignores UTC offsets): naive UTC, as the axes are labelled."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _cell(value: Any) -> str:
@@ -235,26 +241,31 @@ class Dashboard:
         runtime_series: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for row in await db.fetch_all(Q["runtime_series"]):
             runtime_series[f"{row['metric_name']} ({row['replica']})"].append(
-                (row["created_at"].isoformat(), float(row["value"]))
+                (_chart_time(row["created_at"]), float(row["value"]))
             )
         everywhere = await db.fetch_one(Q["realtime_connections_all"]) or {}
         hourly = status["webhook_hourly"]
         health: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for row in status["health_series"]:
-            health[row["metric_name"]].append((row["created_at"].isoformat(), float(row["value"])))
+            health[row["metric_name"]].append((_chart_time(row["created_at"]), float(row["value"])))
+        now = dt.datetime.now(dt.UTC)
         chart_data = {
+            # Every time axis spans the charts' window, whatever the data: one point is not a millisecond-wide chart.
+            "window": [_chart_time(now - CHART_WINDOW), _chart_time(now)],
             "webhook_success": [
-                (h["hour"].isoformat(), round(100.0 * h["succeeded"] / h["attempts"], 2))
+                (_chart_time(h["hour"]), round(100.0 * h["succeeded"] / h["attempts"], 2))
                 for h in hourly
                 if h["attempts"]
             ],
-            "webhook_p50": [(h["hour"].isoformat(), h["p50_ms"]) for h in hourly if h["p50_ms"] is not None],
-            "webhook_p95": [(h["hour"].isoformat(), h["p95_ms"]) for h in hourly if h["p95_ms"] is not None],
+            "webhook_p50": [(_chart_time(h["hour"]), h["p50_ms"]) for h in hourly if h["p50_ms"] is not None],
+            "webhook_p95": [(_chart_time(h["hour"]), h["p95_ms"]) for h in hourly if h["p95_ms"] is not None],
             "health": health,
             "runtime": runtime_series,
         }
-        totals = status["webhooks"]
-        rate = f"{100.0 * totals['succeeded'] / totals['attempts']:.1f} %" if totals["attempts"] else "no deliveries"
+        # The summary is counted from the chart's own rows, so the two always agree.
+        attempts = sum(int(h["attempts"]) for h in hourly)
+        succeeded = sum(int(h["succeeded"]) for h in hourly)
+        rate = f"{100.0 * succeeded / attempts:.1f} %" if attempts else "no deliveries"
         figures = "".join(
             f'<div class="figure"><b>{int(value)}</b>{html.escape(label)}</div>'
             for label, value in (
@@ -277,7 +288,7 @@ class Dashboard:
             ),
             history_table=_table(("job", "status", "started", "message"), history, "no runs yet"),
             webhook_summary=html.escape(
-                f"{totals['attempts']} attempts, success rate {rate}, outbox depth {status['outbox_depth']}"
+                f"{attempts} attempts, success rate {rate}, outbox depth {status['outbox_depth']}"
             ),
             dead_letters_table=_table(
                 ("id", "webhook", "event", "attempts", "last error", ""), dead, "no dead letters"
