@@ -191,14 +191,19 @@ def certificate(tmp_path: Path) -> Certificate:
 @pytest.fixture
 async def tls_runtime(embedded_database: str, tmp_path: Path, certificate: Certificate) -> AsyncIterator[str]:
     settings = runtime_settings(
-        tmp_path / "data", tls_cert_file=certificate.cert_file, tls_key_file=certificate.key_file
+        tmp_path / "data",
+        tls_cert_file=certificate.cert_file,
+        tls_key_file=certificate.key_file,
+        webhook_point_seed=True,
     )
     async with running_runtime(settings, embedded_database) as running:
         assert running.base_url.startswith("https://")
         yield running.base_url
 
 
-async def test_the_runtime_serves_https_and_wss_with_secure_cookies(tls_runtime: str, certificate: Certificate) -> None:
+async def test_the_runtime_serves_https_and_wss_with_secure_cookies(
+    tls_runtime: str, certificate: Certificate, embedded_database: str
+) -> None:
     health = await request(f"{tls_runtime}/health", ssl_context=certificate.client)
     assert health.status == 200 and json.loads(health.text)["database"]["status"] == "ok"
     _cookie, set_cookie = await sign_in(tls_runtime, certificate.client)
@@ -209,5 +214,9 @@ async def test_the_runtime_serves_https_and_wss_with_secure_cookies(tls_runtime:
     async with websocket_connect(wss, ssl=certificate.client) as ws:
         await ws.send(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "1"}))
         assert json.loads(await ws.recv())["payload"]["status"] == "ok"
+    with psycopg.connect(embedded_database) as conn:  # the seed webhooks reach this runtime over https
+        urls = conn.execute("SELECT url FROM webhook_configs WHERE name IN ('trip_events', 'ai_processing')").fetchall()
+    # (at the settings' port: the test server listens on another one)
+    assert len(urls) == 2 and all(url.startswith("https://127.0.0.1:") for (url,) in urls), urls
     with pytest.raises(aiohttp.ClientConnectionError):  # plain HTTP is not served on the TLS port
         await request(tls_runtime.replace("https://", "http://") + "/health")

@@ -43,7 +43,8 @@ def self_url(runtime: Runtime) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
+    scheme = "https" if settings.serves_tls else "http"
+    return f"{scheme}://{host}:{settings.port}"
 
 
 class WebhooksComponent:
