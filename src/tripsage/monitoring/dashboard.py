@@ -142,7 +142,9 @@ class Dashboard:
             "path": "/dashboard",
             "httponly": True,
             "samesite": "strict",
-            "secure": request.url.scheme == "https",
+            # Served over TLS here, or behind a TLS-terminating proxy at an https public URL.
+            "secure": request.url.scheme == "https"
+            or (self.runtime.settings.public_url or "").lower().startswith("https://"),
         }
 
     async def login(self, request: Request) -> Response:
