@@ -281,14 +281,12 @@ def cleanup_section(full: bool) -> str:
 
 
 def leader_of(replicas: list[Replica]) -> Replica | None:
-    import json
-    import urllib.request
-
     for replica in replicas:
         try:
-            with urllib.request.urlopen(f"{replica.base_url}/health", timeout=5) as response:
-                if json.loads(response.read())["components"]["scheduler"].get("leader"):
-                    return replica
+            components = replica.detailed_health()["components"]
+            assert isinstance(components, dict)
+            if components["scheduler"].get("leader"):
+                return replica
         except OSError:
             continue
     return None

@@ -140,6 +140,16 @@ class Replica:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def detailed_health(self, timeout: float = 5) -> dict[str, object]:
+        """/health with the service_role key (without it, only the statuses are shown)."""
+        from tripsage import jwt
+
+        key = jwt.api_key(JWT_SECRET, "service_role")
+        request = urllib.request.Request(f"{self.base_url}/health", headers={"Authorization": f"Bearer {key}"})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            report: dict[str, object] = json.loads(response.read())
+        return report
+
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
         env.update(

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tripsage.config import Settings, load_settings
 from tripsage.server import Runtime, build_app, build_runtime
+from tripsage.serving import server_config
 
 TEST_JWT_SECRET = "tripsage-tests-jwt-secret-0123456789-abcdefghij"
 
@@ -51,10 +52,7 @@ class RunningRuntime:
 async def running_runtime(settings: Settings, database_url: str) -> AsyncIterator[RunningRuntime]:
     runtime = build_runtime(settings, database_url)
     port = _free_port()
-    config = uvicorn.Config(
-        build_app(runtime), host="127.0.0.1", port=port, log_level="warning", lifespan="on", ws="websockets-sansio"
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(build_app(runtime), settings, "127.0.0.1", port, log_level="warning"))
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:
@@ -62,7 +60,8 @@ async def running_runtime(settings: Settings, database_url: str) -> AsyncIterato
                 task.result()
                 raise RuntimeError("the runtime stopped before it started")
             await asyncio.sleep(0.02)
-        yield RunningRuntime(runtime, f"http://127.0.0.1:{port}", settings)
+        scheme = "https" if settings.serves_tls else "http"
+        yield RunningRuntime(runtime, f"{scheme}://127.0.0.1:{port}", settings)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, timeout=30)

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tripsage import jwt
+from tripsage import jwt, redact
 from tripsage.config import Settings, load_settings
 from tripsage.db import connector, topology
 from tripsage.db.embedded import EmbeddedPostgres
@@ -181,6 +181,7 @@ def serve_runtime(
     import uvicorn
 
     from tripsage.server import build_app, build_runtime
+    from tripsage.serving import server_config
 
     # A transaction-mode pooler where a session is needed, or too few free connections: one clear line now, not
     # errors in a loop later.
@@ -190,15 +191,7 @@ def serve_runtime(
     runtime = build_runtime(
         settings, plan.session_url, pool_url=plan.pool_url, pool_prepared_statements=plan.pool_prepared_statements
     )
-    config = uvicorn.Config(
-        build_app(runtime),
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        lifespan="on",
-        ws="websockets-sansio",
-    )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(server_config(build_app(runtime), settings, host, port))
 
     async def main() -> None:
         task = asyncio.create_task(server.serve())
@@ -237,7 +230,7 @@ def up(
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         run(deploy_to(target, quiet=True))
-        api = f"http://{settings.host}:{http_port}"
+        api = f"{'https' if settings.serves_tls else 'http'}://{settings.host}:{http_port}"
         db_url = (target.embedded.tcp_url() or target.url) if target.embedded else connector.redact(target.url)
         banner = (
             f"[bold green]TripSage is up.[/]\n"
@@ -357,4 +350,5 @@ _register_capabilities()
 
 def main() -> None:  # pragma: no cover - console entry point
     logging.basicConfig(level=os.environ.get("TRIPSAGE_LOG_LEVEL", "INFO").upper(), stream=sys.stderr)
+    redact.install()  # no token, key or secret in any log line
     app()

@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tripsage.exceptions import ConfigurationError
@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     # Production topologies (docs/operations.md): a direct or session-mode URL for the runtime's session-bound parts
     # (LISTEN, the scheduler's leader lock, emulated jobs' sessions) when DATABASE_URL is a transaction-mode pooler.
     db_direct_url: str | None = Field(default=None, validation_alias="TRIPSAGE_DB_DIRECT_URL")
+    # Hardening (docs/security.md): HTTPS/WSS served by the runtime itself, and realtime sockets per user and per
+    # client address beside the per-process limit.
+    tls_cert_file: Path | None = Field(default=None, validation_alias="TRIPSAGE_TLS_CERT_FILE")
+    tls_key_file: Path | None = Field(default=None, validation_alias="TRIPSAGE_TLS_KEY_FILE")
+    realtime_max_connections_per_user: int = Field(
+        default=100, gt=0, validation_alias="TRIPSAGE_REALTIME_MAX_CONNECTIONS_PER_USER"
+    )
+    realtime_max_connections_per_ip: int = Field(
+        default=200, gt=0, validation_alias="TRIPSAGE_REALTIME_MAX_CONNECTIONS_PER_IP"
+    )
 
     @field_validator("embedding_dim")
     @classmethod
@@ -85,6 +95,16 @@ class Settings(BaseSettings):
         if not 1 <= value <= 2000:
             raise ValueError("TRIPSAGE_EMBEDDING_DIM must be between 1 and 2000 (pgvector HNSW's limit)")
         return value
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("TRIPSAGE_TLS_CERT_FILE and TRIPSAGE_TLS_KEY_FILE are set together (or neither)")
+        return self
+
+    @property
+    def serves_tls(self) -> bool:
+        return self.tls_cert_file is not None
 
     # -- the database ------------------------------------------------------------------------------------------
 

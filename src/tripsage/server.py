@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from tripsage import __version__, queries_for
+from tripsage import __version__, jwt, queries_for, redact
 from tripsage.config import Settings
 from tripsage.db import topology
 from tripsage.db.connector import Database
@@ -174,10 +174,44 @@ def default_components(settings: Settings) -> list[Component]:
     return components
 
 
+def is_service_role(request: Request, secret: str) -> bool:
+    """Whether the request carries the project's service_role key (`Authorization: Bearer` or `apikey`)."""
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    token = bearer.strip() if scheme.lower() == "bearer" else request.headers.get("apikey", "").strip()
+    if not token:
+        return False
+    try:
+        return jwt.verify(secret, token).get("role") == "service_role"
+    except jwt.InvalidToken:
+        return False
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact.redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
+
+
+def public_health(report: dict[str, Any]) -> dict[str, Any]:
+    """What anyone may see: the overall status and each component's, nothing else (no errors, roles, hosts)."""
+    return {
+        "status": report["status"],
+        "database": {"status": report["database"]["status"]},
+        "components": {name: {"status": c.get("status", "ok")} for name, c in report["components"].items()},
+    }
+
+
 def build_app(runtime: Runtime) -> Starlette:
     async def health(request: Request) -> JSONResponse:
         report = await runtime.health()
-        return JSONResponse(report, status_code=200 if report["status"] != "error" else 503)
+        status = 200 if report["status"] != "error" else 503
+        if not is_service_role(request, runtime.settings.jwt_secret):
+            return JSONResponse(public_health(report), status_code=status)
+        return JSONResponse(_redacted(report), status_code=status)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

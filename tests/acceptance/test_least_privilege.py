@@ -9,7 +9,10 @@ import aiohttp
 import psycopg
 import pytest
 
-from tests.runtime import running_runtime, runtime_settings
+from tests.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings
+from tripsage import jwt
+
+SERVICE_KEY = jwt.api_key(TEST_JWT_SECRET, "service_role")
 
 
 async def test_runtime_runs_as_tripsage_automation(
@@ -18,7 +21,10 @@ async def test_runtime_runs_as_tripsage_automation(
     url = least_privilege_url
     settings = runtime_settings(tmp_path, db_role="service_role")
     async with running_runtime(settings, url) as running:
-        async with aiohttp.ClientSession() as session, session.get(f"{running.base_url}/health") as response:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{running.base_url}/health", headers={"Authorization": f"Bearer {SERVICE_KEY}"}) as response,
+        ):
             health = json.loads(await response.text())
         assert response.status == 200 and health["database"]["status"] == "ok"
         assert health["database"]["role"] == "service_role"

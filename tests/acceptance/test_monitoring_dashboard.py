@@ -68,6 +68,30 @@ async def test_metrics_move_with_activity(runtime: RunningRuntime, embedded_data
     assert runs is not None and runs >= 1
 
 
+# What each chart shows, read from plotly's own state in the page (the screenshot's page state).
+CHART_STATE = """
+const out = {};
+for (const element of document.querySelectorAll(".chart")) {
+  const full = element._fullLayout || {};
+  const shown = axis => (axis && axis.visible !== false ? axis.range : null);
+  out[element.id] = {
+    empty: element.dataset.empty === "true",
+    annotations: (full.annotations || []).map(a => a.text),
+    x: shown(full.xaxis),
+    y: shown(full.yaxis),
+    values: (element.data || []).map(trace => Array.from(trace.y)),
+  };
+}
+return out;
+"""
+DAY = dt.timedelta(hours=24)
+
+
+def span(axis: list[str]) -> dt.timedelta:
+    start, end = (dt.datetime.fromisoformat(str(moment)) for moment in axis)
+    return end - start
+
+
 def browser_or_skip() -> tuple[str, str]:
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
@@ -125,6 +149,8 @@ def drive_dashboard(
             "charts": len(charts),
             "health_traces": len(traces),
             "sections": browser.find_element(By.ID, "jobs").text,
+            "chart_state": browser.execute_script(CHART_STATE),
+            "summary": browser.find_element(By.CSS_SELECTOR, "#webhooks p").text,
         }
     finally:
         browser.quit()
@@ -155,6 +181,14 @@ async def test_dashboard_signs_in_and_draws_charts(runtime: RunningRuntime, embe
     assert "monitor-database-health" in jobs
     assert int(str(result["health_traces"])) >= 1
     assert shot.stat().st_size > 10_000
+    # Charts without data say so (no bare axes); a chart with data spans the whole 24 h window.
+    charts: dict[str, Any] = result["chart_state"]  # type: ignore[assignment]
+    for empty in ("chart-webhook-success", "chart-webhook-latency", "chart-runtime-latency"):
+        assert charts[empty]["empty"] and charts[empty]["annotations"] == ["no data yet"], charts[empty]
+        assert charts[empty]["x"] is None and charts[empty]["y"] is None
+    assert not charts["chart-health"]["empty"] and charts["chart-health"]["annotations"] == []
+    assert span(charts["chart-health"]["x"]) == DAY
+    assert result["summary"].startswith("0 attempts, success rate no deliveries")
 
 
 @pytest.fixture
@@ -204,7 +238,14 @@ async def test_dashboard_replays_a_dead_letter(
 
         key = jwt.api_key(runtime.settings.jwt_secret, "service_role")
         shot = ARTIFACTS / "dashboard-replay.png"
-        await asyncio.to_thread(drive_dashboard, runtime.base_url, key, shot, press_replay)
+        result = await asyncio.to_thread(drive_dashboard, runtime.base_url, key, shot, press_replay)
+        # One hour's point (one attempt, or two): the time axis still spans 24 h, the rate axis 0 to 100 %, and the
+        # summary line says the rate the chart shows.
+        success: dict[str, Any] = result["chart_state"]["chart-webhook-success"]  # type: ignore[index]
+        assert not success["empty"] and span(success["x"]) == DAY and success["y"] == [0, 100]
+        summary = re.search(r"(\d+) attempts, success rate ([\d.]+) %", str(result["summary"]))
+        assert summary is not None, result["summary"]
+        assert float(summary.group(2)) == round(success["values"][0][-1], 1)
         for _ in range(300):
             if await delivery_status(db, delivery_id) == "succeeded":
                 break

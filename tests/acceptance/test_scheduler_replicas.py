@@ -8,10 +8,8 @@ TRIPSAGE_SCHEDULER_SOAK_S sets how long the replicas run the job (default 20 s; 
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -41,8 +39,9 @@ def replicas(cluster: Cluster, tmp_path: Path) -> Iterator[list[Replica]]:
 
 def is_leader(replica: Replica) -> bool:
     try:
-        with urllib.request.urlopen(f"{replica.base_url}/health", timeout=5) as response:
-            return bool(json.loads(response.read())["components"]["scheduler"].get("leader"))
+        components = replica.detailed_health()["components"]
+        assert isinstance(components, dict)
+        return bool(components["scheduler"].get("leader"))
     except OSError:
         return False
 

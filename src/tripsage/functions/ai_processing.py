@@ -29,7 +29,7 @@ from tripsage.functions.app import (
     require_own,
     unit_of_work,
 )
-from tripsage.functions.errors import BadRequest
+from tripsage.functions.errors import BadRequest, Forbidden
 
 Q = queries_for("tripsage.functions")
 # Memories per read-encode-write step (the model encodes them in its own batches of 64). Small, so that the last
@@ -113,6 +113,14 @@ async def process_chat_message(context: Context, call: Call) -> dict[str, Any]:
     user_id = field_uuid(data, "user_id")
     content = field_text(data, "content")
     require_own(call, user_id)
+    # Who owns the session is settled before any model work: a stranger must not get the model to run for them.
+    owner = await context.db.fetch_one(Q["chat_session"], {"session_id": session_id})
+    if owner is None:
+        return {"preferences": [], "skipped": "the chat session no longer exists"}
+    if str(owner["user_id"]) != user_id:
+        if call.caller.kind == "user":
+            raise Forbidden("a user may only process their own chat sessions", code="not_own_data")
+        raise BadRequest("data.user_id is not the chat session's owner", code="invalid_data")
     extractor = context.chat_extractor
     found = await extractor.extract(content) if extractor is not None else preferences.extract(content)
     summary = "; ".join(f"{p.category.replace('_', ' ')}: {p.value} ({p.confidence:.2f})" for p in found)

@@ -4,7 +4,6 @@ idempotency of a webhook-id (or Idempotency-Key), JSON errors with stable codes,
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -17,7 +16,7 @@ from psycopg.types.json import Jsonb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tripsage import queries_for
+from tripsage import jsonlimits, queries_for
 from tripsage.ai.chat_extraction import ChatPreferenceExtractor, ExtractionError
 from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider
 from tripsage.db.connector import Database, mapped_errors
@@ -153,8 +152,10 @@ def parse_event(body: bytes) -> tuple[str, dict[str, Any], str | None]:
     if not body.strip():
         raise BadRequest('the body is empty; send {"type": ..., "data": {...}}', code="invalid_body")
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+        payload = jsonlimits.loads(body)
+    except jsonlimits.TooDeep as error:
+        raise BadRequest(str(error), code=jsonlimits.TOO_DEEP) from error
+    except ValueError as error:
         raise BadRequest(f"the body is not JSON: {error}", code="invalid_json") from error
     if not isinstance(payload, dict):
         raise BadRequest('the body must be a JSON object {"type": ..., "data": {...}}', code="invalid_body")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email.message
 import email.utils
 import logging
+import re
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -15,6 +16,7 @@ from tripsage.exceptions import ConfigurationError
 
 log = logging.getLogger(__name__)
 SMTP_TIMEOUT = 30.0  # seconds per SMTP conversation
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 @dataclass(frozen=True)
@@ -61,12 +63,18 @@ class Email:
     body_html: str
 
 
+def header_text(value: str) -> str:
+    """A header value made from user data: control characters (CR and LF above all) become spaces, so the value
+    can neither fail the message nor add a header of its own."""
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
 def build_message(sender: str, item: Email, *, message_key: str) -> email.message.EmailMessage:
     """A multipart/alternative message; its Message-ID is derived from the outbox key, so a resend is recognizable."""
     message = email.message.EmailMessage()
-    message["From"] = sender
-    message["To"] = item.recipient
-    message["Subject"] = item.subject
+    message["From"] = header_text(sender)
+    message["To"] = header_text(item.recipient)
+    message["Subject"] = header_text(item.subject)
     message["Date"] = email.utils.formatdate(localtime=False)
     domain = email.utils.parseaddr(sender)[1].partition("@")[2] or "tripsage.local"
     message["Message-ID"] = f"<{message_key.replace(':', '.').replace('@', '.')}@{domain}>"

@@ -1,18 +1,20 @@
 """The dashboard at /dashboard: server-rendered HTML, charts drawn by a locally served plotly.min.js (no CDN).
 
-Sign-in takes the project's service_role key; the session is an HMAC-signed, HttpOnly, SameSite=Strict cookie.
+Sign-in takes the project's service_role key. A session is a random cookie (HttpOnly, SameSite=Strict, Secure over
+TLS) whose SHA-256 is kept in monitoring.dashboard_sessions, so signing out revokes it on every replica. Every
+state-changing request (sign-in, sign-out, replay) must come from the dashboard's own origin, and those of a session
+carry its CSRF token.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
 import html
 import importlib.util
 import json
-import time
+import secrets
 import urllib.parse
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,7 +24,7 @@ from string import Template
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tripsage import jwt, queries_for
@@ -33,6 +35,9 @@ Q = queries_for("tripsage.monitoring")
 COOKIE = "tripsage_dashboard"
 SESSION_LIFETIME = 8 * 3600  # seconds
 MAX_FORM_BYTES = 16 * 1024
+MAX_TOKEN_CHARS = 100  # a session cookie is 43 characters; anything much longer is not ours
+CSRF_FIELD = "csrf_token"
+CHART_WINDOW = dt.timedelta(hours=24)  # what every chart's time axis spans
 
 
 def plotly_js() -> Path:
@@ -46,23 +51,19 @@ def _template(name: str) -> Template:
     return Template(resources.files("tripsage.monitoring").joinpath(name).read_text(encoding="utf-8"))
 
 
-def _sign(secret: str, payload: str) -> str:
-    return hmac.new(secret.encode(), b"dashboard:" + payload.encode(), hashlib.sha256).hexdigest()
+def token_hash(token: str) -> bytes:
+    """What the database keeps of a session cookie: its SHA-256 (a leaked table does not sign anyone in)."""
+    return hashlib.sha256(token.encode()).digest()
 
 
-def make_session(secret: str, now: float | None = None) -> str:
-    expires = str(int((now or time.time()) + SESSION_LIFETIME))
-    return base64.urlsafe_b64encode(f"{expires}.{_sign(secret, expires)}".encode()).decode()
+def origin_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def valid_session(secret: str, cookie: str | None) -> bool:
-    if not cookie:
-        return False
-    try:
-        expires, signature = base64.urlsafe_b64decode(cookie.encode()).decode().split(".", 1)
-        return hmac.compare_digest(signature, _sign(secret, expires)) and int(expires) > time.time()
-    except (ValueError, UnicodeDecodeError):
-        return False
+def _chart_time(moment: dt.datetime) -> str:
+    """A time for plotly (which ignores UTC offsets): naive UTC, as the axes are labelled."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _cell(value: Any) -> str:
@@ -100,13 +101,56 @@ class Dashboard:
             Route("/dashboard/static/plotly.min.js", self.plotly, methods=["GET"]),
         ]
 
-    def _signed_in(self, request: Request) -> bool:
-        return valid_session(self.secret, request.cookies.get(COOKIE))
+    async def _session(self, request: Request) -> str | None:
+        """The CSRF token of the request's live session (not expired, not revoked); None when signed out."""
+        token = request.cookies.get(COOKIE)
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        row = await self.runtime.database.fetch_one(Q["dashboard_session"], {"token_hash": token_hash(token)})
+        return None if row is None else str(row["csrf_token"])
+
+    def _same_origin(self, request: Request) -> bool:
+        """A state-changing request must come from the dashboard's own pages: its Origin (or, without one, the
+        browser's Sec-Fetch-Site) says so. A client that sends neither is not a browser acting for another site."""
+        origin = request.headers.get("origin")
+        if origin is not None:
+            allowed = {origin_of(str(request.url))}
+            if self.runtime.settings.public_url:
+                allowed.add(origin_of(self.runtime.settings.public_url))
+            return origin.lower() in allowed
+        return request.headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+
+    async def _form(self, request: Request) -> dict[str, str]:
+        # A plain urlencoded form: parsed here rather than pulling in a multipart parser.
+        body = (await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace")
+        return {name: values[0] for name, values in urllib.parse.parse_qs(body).items()}
+
+    async def _checked(self, request: Request) -> tuple[str, dict[str, str]] | Response:
+        """For a state-changing request: (the session's CSRF token, the form), or the refusal to answer."""
+        if not self._same_origin(request):
+            return PlainTextResponse("cross-origin request refused", status_code=403)
+        csrf = await self._session(request)
+        if csrf is None:
+            return RedirectResponse("/dashboard", status_code=303)
+        form = await self._form(request)
+        if not hmac.compare_digest(form.get(CSRF_FIELD, "").encode(), csrf.encode()):
+            return PlainTextResponse("missing or wrong CSRF token", status_code=403)
+        return csrf, form
+
+    def _cookie_options(self, request: Request) -> dict[str, Any]:
+        return {
+            "path": "/dashboard",
+            "httponly": True,
+            "samesite": "strict",
+            # Served over TLS here, or behind a TLS-terminating proxy at an https public URL.
+            "secure": request.url.scheme == "https"
+            or (self.runtime.settings.public_url or "").lower().startswith("https://"),
+        }
 
     async def login(self, request: Request) -> Response:
-        # A plain urlencoded form: parsed here rather than pulling in a multipart parser.
-        form = urllib.parse.parse_qs((await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace"))
-        key = (form.get("key") or [""])[0].strip()
+        if not self._same_origin(request):
+            return PlainTextResponse("cross-origin request refused", status_code=403)
+        key = (await self._form(request)).get("key", "").strip()
         try:
             role = jwt.verify(self.secret, key).get("role")
         except jwt.InvalidToken:
@@ -114,20 +158,27 @@ class Dashboard:
         if role != "service_role":
             body = _template("login.html").substitute(error="That is not this project's service_role key.")
             return HTMLResponse(body, status_code=401)
-        response = RedirectResponse("/dashboard", status_code=303)
-        response.set_cookie(
-            COOKIE,
-            make_session(self.secret),
-            max_age=SESSION_LIFETIME,
-            httponly=True,
-            samesite="strict",
-            path="/dashboard",
+        token = secrets.token_urlsafe(32)
+        await self.runtime.database.execute(
+            Q["create_dashboard_session"],
+            {
+                "token_hash": token_hash(token),
+                "csrf_token": secrets.token_urlsafe(32),
+                "lifetime_s": SESSION_LIFETIME,
+            },
         )
+        response = RedirectResponse("/dashboard", status_code=303)
+        response.set_cookie(COOKIE, token, max_age=SESSION_LIFETIME, **self._cookie_options(request))
         return response
 
     async def logout(self, request: Request) -> Response:
+        checked = await self._checked(request)
+        if isinstance(checked, Response):
+            return checked
+        token = request.cookies.get(COOKIE, "")
+        await self.runtime.database.execute(Q["revoke_dashboard_session"], {"token_hash": token_hash(token)})
         response = RedirectResponse("/dashboard", status_code=303)
-        response.delete_cookie(COOKIE, path="/dashboard")
+        response.delete_cookie(COOKIE, **self._cookie_options(request))
         return response
 
     async def plotly(self, request: Request) -> Response:
@@ -136,14 +187,17 @@ class Dashboard:
         )
 
     async def replay(self, request: Request) -> Response:
-        if not self._signed_in(request):
-            return RedirectResponse("/dashboard", status_code=303)
+        checked = await self._checked(request)
+        if isinstance(checked, Response):
+            return checked
         await webhooks_view.replay(self.runtime.database, int(request.path_params["delivery_id"]))
         return RedirectResponse("/dashboard#dead-letters", status_code=303)
 
     async def page(self, request: Request) -> Response:
-        if not self._signed_in(request):
+        csrf = await self._session(request)
+        if csrf is None:
             return HTMLResponse(_template("login.html").substitute(error=""))
+        csrf_input = f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf)}">'
         db = self.runtime.database
         status = await collect_status(db, timezone=self.runtime.settings.cron_timezone)
         metrics = self.runtime.metrics
@@ -181,7 +235,7 @@ class Dashboard:
                 _cell(d["event_type"]),
                 _cell(d["attempts"]),
                 _cell(d["last_error"]),
-                f'<form method="post" action="/dashboard/replay/{int(d["id"])}">'
+                f'<form method="post" action="/dashboard/replay/{int(d["id"])}">{csrf_input}'
                 f'<button class="replay" data-delivery="{int(d["id"])}" type="submit">Replay</button></form>',
             )
             for d in await webhooks_view.dead_letters(db)
@@ -189,26 +243,31 @@ class Dashboard:
         runtime_series: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for row in await db.fetch_all(Q["runtime_series"]):
             runtime_series[f"{row['metric_name']} ({row['replica']})"].append(
-                (row["created_at"].isoformat(), float(row["value"]))
+                (_chart_time(row["created_at"]), float(row["value"]))
             )
         everywhere = await db.fetch_one(Q["realtime_connections_all"]) or {}
         hourly = status["webhook_hourly"]
         health: dict[str, list[tuple[str, float]]] = defaultdict(list)
         for row in status["health_series"]:
-            health[row["metric_name"]].append((row["created_at"].isoformat(), float(row["value"])))
+            health[row["metric_name"]].append((_chart_time(row["created_at"]), float(row["value"])))
+        now = dt.datetime.now(dt.UTC)
         chart_data = {
+            # Every time axis spans the charts' window, whatever the data: one point is not a millisecond-wide chart.
+            "window": [_chart_time(now - CHART_WINDOW), _chart_time(now)],
             "webhook_success": [
-                (h["hour"].isoformat(), round(100.0 * h["succeeded"] / h["attempts"], 2))
+                (_chart_time(h["hour"]), round(100.0 * h["succeeded"] / h["attempts"], 2))
                 for h in hourly
                 if h["attempts"]
             ],
-            "webhook_p50": [(h["hour"].isoformat(), h["p50_ms"]) for h in hourly if h["p50_ms"] is not None],
-            "webhook_p95": [(h["hour"].isoformat(), h["p95_ms"]) for h in hourly if h["p95_ms"] is not None],
+            "webhook_p50": [(_chart_time(h["hour"]), h["p50_ms"]) for h in hourly if h["p50_ms"] is not None],
+            "webhook_p95": [(_chart_time(h["hour"]), h["p95_ms"]) for h in hourly if h["p95_ms"] is not None],
             "health": health,
             "runtime": runtime_series,
         }
-        totals = status["webhooks"]
-        rate = f"{100.0 * totals['succeeded'] / totals['attempts']:.1f} %" if totals["attempts"] else "no deliveries"
+        # The summary is counted from the chart's own rows, so the two always agree.
+        attempts = sum(int(h["attempts"]) for h in hourly)
+        succeeded = sum(int(h["succeeded"]) for h in hourly)
+        rate = f"{100.0 * succeeded / attempts:.1f} %" if attempts else "no deliveries"
         figures = "".join(
             f'<div class="figure"><b>{int(value)}</b>{html.escape(label)}</div>'
             for label, value in (
@@ -219,6 +278,8 @@ class Dashboard:
             )
         )
         body = _template("dashboard.html").substitute(
+            logout_form=f'<form method="post" action="/dashboard/logout">{csrf_input}'
+            '<button id="sign-out" type="submit">Sign out</button></form>',
             generated_at=html.escape(dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
             success_table=_table(("metric", "value", "goal", ""), success_rows, "no metrics"),
             realtime_figures=figures,
@@ -229,7 +290,7 @@ class Dashboard:
             ),
             history_table=_table(("job", "status", "started", "message"), history, "no runs yet"),
             webhook_summary=html.escape(
-                f"{totals['attempts']} attempts, success rate {rate}, outbox depth {status['outbox_depth']}"
+                f"{attempts} attempts, success rate {rate}, outbox depth {status['outbox_depth']}"
             ),
             dead_letters_table=_table(
                 ("id", "webhook", "event", "attempts", "last error", ""), dead, "no dead letters"

@@ -95,3 +95,21 @@ SELECT coalesce(sum(value), 0) AS connections, count(*) AS replicas FROM (
     WHERE metric_type = 'runtime' AND metric_name = 'realtime_connections' AND created_at > now() - interval '5 minutes'
     ORDER BY metadata->>'replica', created_at DESC
 ) latest;
+
+-- name: create_dashboard_session
+-- A dashboard sign-in: the SHA-256 of its cookie token, its CSRF token and its expiry; expired sessions go meanwhile.
+WITH expired AS (
+    DELETE FROM monitoring.dashboard_sessions WHERE expires_at < now() - interval '1 day'
+)
+INSERT INTO monitoring.dashboard_sessions (token_hash, csrf_token, expires_at)
+VALUES (%(token_hash)s, %(csrf_token)s, now() + make_interval(secs => %(lifetime_s)s));
+
+-- name: dashboard_session
+-- A live session (neither expired nor revoked): its CSRF token.
+SELECT csrf_token FROM monitoring.dashboard_sessions
+WHERE token_hash = %(token_hash)s AND revoked_at IS NULL AND expires_at > now();
+
+-- name: revoke_dashboard_session
+-- Sign-out: the session is refused from now on, on every replica.
+UPDATE monitoring.dashboard_sessions SET revoked_at = now()
+WHERE token_hash = %(token_hash)s AND revoked_at IS NULL;

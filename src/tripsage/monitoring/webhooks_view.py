@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tripsage import queries_for
+from tripsage import queries_for, redact
 from tripsage.db.connector import Database
 from tripsage.webhooks import outbox
 
@@ -35,7 +35,7 @@ async def dead_letters(db: Database, limit: int = 50) -> list[dict[str, Any]]:
             "webhook": row.get("config_name"),
             "event_type": row.get("event_type"),
             "attempts": row.get("attempts"),
-            "last_error": row.get("last_error"),
+            "last_error": redact.redact_optional(row.get("last_error")),  # rows written before redaction too
             "created_at": row.get("created_at"),
         }
         for row in await outbox.list_dead_letters(db, limit)

@@ -16,16 +16,24 @@ from tripsage.realtime.gateway import Gateway
 from tripsage.realtime.limits import Limits
 
 if TYPE_CHECKING:
+    from tripsage.config import Settings
     from tripsage.server import Runtime
 
 PATHS = ("/realtime/v1/websocket", "/socket/websocket")
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        connections_per_user=settings.realtime_max_connections_per_user,
+        connections_per_ip=settings.realtime_max_connections_per_ip,
+    )
 
 
 class RealtimeComponent:
     name = "realtime"
 
     def __init__(self, *, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
+        self.limits = limits
         self.gateway: Gateway | None = None
 
     def routes(self) -> Sequence[BaseRoute]:
@@ -36,7 +44,7 @@ class RealtimeComponent:
             runtime.database,
             runtime.database_url,
             runtime.settings.jwt_secret,
-            limits=self.limits,
+            limits=self.limits or limits_from(runtime.settings),
             metrics=runtime.metrics,
         )
         await self.gateway.start()
@@ -75,17 +83,22 @@ class RealtimeComponent:
             )
             await websocket.send_denial_response(JSONResponse({"error": message}, 401))
             return
-        if len(gateway.connections) >= gateway.limits.connections:
-            await websocket.send_denial_response(JSONResponse({"error": "Too many connected users"}, 429))
+        address = websocket.client.host if websocket.client else None
+        refusal = gateway.admit(identity.user_id, address)
+        if refusal is not None:
+            await websocket.send_denial_response(JSONResponse({"error": refusal}, 429))
             return
-        await websocket.accept()
-        connection = Connection(gateway, websocket, identity, vsn)
-        gateway.connections.add(connection)
-        if gateway.metrics is not None:
-            gateway.metrics.realtime_connections.inc()
         try:
-            await connection.run()
-        finally:
-            gateway.connections.discard(connection)
+            await websocket.accept()
+            connection = Connection(gateway, websocket, identity, vsn)
+            gateway.connections.add(connection)
             if gateway.metrics is not None:
-                gateway.metrics.realtime_connections.dec()
+                gateway.metrics.realtime_connections.inc()
+            try:
+                await connection.run()
+            finally:
+                gateway.connections.discard(connection)
+                if gateway.metrics is not None:
+                    gateway.metrics.realtime_connections.dec()
+        finally:
+            gateway.release(identity.user_id, address)

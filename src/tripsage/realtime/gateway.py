@@ -28,7 +28,7 @@ from tripsage.db.connector import Database, connect
 from tripsage.exceptions import TripSageError
 from tripsage.realtime import broadcast, filters, presence, protocol, relay, rls
 from tripsage.realtime.channels import Channel, ChannelState, Connection
-from tripsage.realtime.limits import Limits
+from tripsage.realtime.limits import Limits, SocketCounts
 from tripsage.realtime.postgres_changes import EVENTS, Catalog, Change, ChangeReader
 from tripsage.tasks import cancel_all
 
@@ -64,6 +64,7 @@ class Gateway:
         self.database_url = database_url
         self.secret = secret
         self.limits = limits or Limits()
+        self.sockets = SocketCounts()
         self.metrics = metrics
         self.id = str(uuid.uuid4())
         self.catalog = Catalog()
@@ -116,6 +117,15 @@ class Gateway:
             "tables": sorted(f"{s}.{t}" for s, t in self.catalog.tables),
             "last_error": self.last_error,
         }
+
+    # -- admission ---------------------------------------------------------------------------------------------
+
+    def admit(self, user: str | None, address: str | None) -> str | None:
+        """Reserve a socket for `user` from `address`, or the reason it is refused (HTTP 429); `release` after."""
+        return self.sockets.reserve(self.limits, len(self.connections), user, address)
+
+    def release(self, user: str | None, address: str | None) -> None:
+        self.sockets.release(user, address)
 
     def close_all(self, code: int) -> None:
         """Close every socket (1011 makes realtime-py reconnect and rejoin)."""

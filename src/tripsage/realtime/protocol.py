@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tripsage import jsonlimits
+
 V1 = "1.0.0"
 V2 = "2.0.0"
 VERSIONS = (V1, V2)
@@ -58,7 +60,7 @@ def _ref(value: Any, name: str) -> str | None:
 def decode(text: str | bytes, vsn: str = V1) -> Frame:
     """A client frame; ProtocolError for anything else."""
     try:
-        message = json.loads(text)
+        message = jsonlimits.loads(text)
     except (ValueError, RecursionError) as error:
         raise ProtocolError(f"malformed JSON: {error}") from error
     if vsn == V2:
@@ -131,7 +133,7 @@ class UserBroadcast:
     join_ref: str | None = None
 
     def json_payload(self) -> Any:
-        return json.loads(self.payload) if self.encoding == JSON_ENCODING else None
+        return jsonlimits.loads(self.payload) if self.encoding == JSON_ENCODING else None
 
 
 def decode_binary(data: bytes) -> UserBroadcast:
@@ -155,7 +157,7 @@ def decode_binary(data: bytes) -> UserBroadcast:
     payload = data[offset:]
     if encoding == JSON_ENCODING:
         try:
-            json.loads(payload)
+            jsonlimits.loads(payload)
         except (ValueError, RecursionError) as error:
             raise ProtocolError(f"malformed JSON payload: {error}") from error
     return UserBroadcast(topic, event, payload, encoding, meta, ref or None, join_ref or None)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import sys
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -22,6 +25,7 @@ app = typer.Typer(help="Webhook endpoints, deliveries and dead letters.", no_arg
 console = Console()
 errors = Console(stderr=True)
 T = TypeVar("T")
+SECRET_ENV = "TRIPSAGE_WEBHOOK_SECRET"  # where `add` takes a given signing secret from (or standard input, or a prompt)
 WAIT_POLL = 0.2  # seconds between looks at a test delivery
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -34,14 +38,43 @@ def list_configs(as_json: JsonOption = False) -> None:
     emit(rows, as_json, ["name", "url", "events", "is_active", "disabled_reason", "has_secret"], "Webhooks")
 
 
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # control characters (tab is allowed)
+
+
 def _headers(pairs: list[str]) -> dict[str, str]:
+    """K=V pairs as headers; a name that is not a token or a value with CR, LF or another control character is
+    refused here (stored, it would fail every later delivery)."""
     headers = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise fail(f"--header expects K=V, got {pair!r}")
-        headers[key.strip()] = value
+        if not HEADER_NAME.fullmatch(key):
+            raise fail(f"--header {key!r}: a header name is a token (letters, digits and !#$%&'*+.^_`|~-)")
+        if HEADER_VALUE_FORBIDDEN.search(value):
+            raise fail(f"--header {key}: the value may not contain CR, LF or other control characters")
+        headers[key] = value.strip()
     return headers
+
+
+def _given_secret(from_stdin: bool, ask: bool) -> str | None:
+    """The secret from standard input, a hidden prompt, or TRIPSAGE_WEBHOOK_SECRET: never from the arguments (they
+    show in `ps` and in the shell's history). None: generate one."""
+    if from_stdin and ask:
+        raise fail("give --secret-stdin or --ask-secret, not both")
+    if from_stdin:
+        value = sys.stdin.readline().strip()
+        if not value:
+            raise fail("--secret-stdin: standard input has no secret")
+        return value
+    if ask:
+        if not sys.stdin.isatty():
+            raise fail(f"--ask-secret needs a terminal; pipe the secret to --secret-stdin or set {SECRET_ENV}")
+        value = str(typer.prompt("signing secret (whsec_...)", hide_input=True)).strip()
+        return value or None
+    return os.environ.get(SECRET_ENV, "").strip() or None
 
 
 @app.command()
@@ -51,14 +84,19 @@ def add(
     events: Annotated[
         list[str] | None, typer.Option("--events", help="Event patterns (repeatable, or comma-separated).")
     ] = None,
-    secret: Annotated[str | None, typer.Option("--secret", help="A whsec_ secret (generated when omitted).")] = None,
+    secret_stdin: Annotated[
+        bool, typer.Option("--secret-stdin", help="Read the whsec_ secret from standard input.")
+    ] = False,
+    ask_secret: Annotated[bool, typer.Option("--ask-secret", help="Prompt for the whsec_ secret (hidden).")] = False,
     header: Annotated[list[str] | None, typer.Option("--header", help="Extra header K=V (repeatable).")] = None,
     timeout_ms: Annotated[int, typer.Option(help="Request timeout in ms.")] = 15000,
 ) -> None:
-    """Add an endpoint. The URL passes the SSRF guard; the secret is printed once when generated."""
+    """Add an endpoint. The URL passes the SSRF guard. The signing secret comes from --secret-stdin, --ask-secret or
+    TRIPSAGE_WEBHOOK_SECRET; without one it is generated and printed once."""
     settings = load_settings()
     extra = _headers(header or [])
     patterns = [p.strip() for value in events or [] for p in value.split(",") if p.strip()] or ["*"]
+    secret = _given_secret(secret_stdin, ask_secret)
     try:
         asyncio.run(ssrf.check_resolved(url, ssrf.AllowList.parse(settings.webhook_allow_hosts)))
         active = secret or signing.generate_secret()

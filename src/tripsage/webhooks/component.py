@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from starlette.routing import BaseRoute
 
-from tripsage import queries_for, ssrf
+from tripsage import queries_for, redact, ssrf
 from tripsage.db.connector import listen
 from tripsage.db.vault import keyring
 from tripsage.exceptions import TripSageError
@@ -43,7 +43,8 @@ def self_url(runtime: Runtime) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    return f"http://{host}:{settings.port}"
+    scheme = "https" if settings.serves_tls else "http"
+    return f"{scheme}://{host}:{settings.port}"
 
 
 class WebhooksComponent:
@@ -133,7 +134,7 @@ class WebhooksComponent:
             try:
                 claimed = await self.dispatcher.dispatch_once()
             except TripSageError as error:
-                self.dispatcher.last_error = str(error)
+                self.dispatcher.last_error = redact.redact(str(error))
                 log.warning("webhook dispatch failed: %s", error)
                 await asyncio.sleep(ERROR_BACKOFF)
                 continue

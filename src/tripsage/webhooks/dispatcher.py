@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 from psycopg.types.json import Jsonb
 
-from tripsage import __version__, queries_for, ssrf
+from tripsage import __version__, queries_for, redact, ssrf
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
 from tripsage.monitoring.metrics import Metrics
@@ -205,6 +205,7 @@ class Dispatcher:
         retry_after: float | None,
         refused: bool,
     ) -> Outcome:
+        error = redact.redact_optional(error)  # stored in webhook_logs and shown by /health, the CLI, the dashboard
         base = {
             "delivery_id": row["id"],
             "config_id": row["config_id"],
@@ -287,7 +288,9 @@ class Dispatcher:
             Q["emit_event"],
             {
                 "event_type": "webhook.endpoint.disabled",
-                "payload": Jsonb({"name": row["name"], "url": row["url"], "reason": row["disabled_reason"]}),
+                "payload": Jsonb(
+                    {"name": row["name"], "url": redact.redact(row["url"]), "reason": row["disabled_reason"]}
+                ),
                 "dedupe_key": None,
             },
         )
