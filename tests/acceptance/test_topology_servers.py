@@ -21,11 +21,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from bench.harness import Replica, new_encryption_key
+from bench.harness import JWT_SECRET, Replica, new_encryption_key
 
 from tests import replication, servers
 from tests.conftest import IN_CI, MIGRATIONS, free_port
 from tests.runtime import TEST_JWT_SECRET, run_tripsage
+from tripsage import jwt
 from tripsage.db.migrations import Deployer
 
 pytestmark = pytest.mark.system
@@ -44,8 +45,11 @@ def _system_postgres() -> None:
 
 
 def health(replica: Replica) -> dict[str, Any] | None:
+    """/health with the service_role key (its details: read_only, the error), or None while nothing answers."""
+    key = jwt.api_key(JWT_SECRET, "service_role")
+    request = urllib.request.Request(f"{replica.base_url}/health", headers={"Authorization": f"Bearer {key}"})
     try:
-        with urllib.request.urlopen(f"{replica.base_url}/health", timeout=5) as response:
+        with urllib.request.urlopen(request, timeout=5) as response:
             return dict(json.loads(response.read()))
     except urllib.error.HTTPError as error:  # 503: the report is in the body
         return dict(json.loads(error.read()))
@@ -163,7 +167,8 @@ def test_replicas_beyond_the_connection_budget_are_refused_clearly(small_server:
             except psycopg.OperationalError as error:
                 assert "too many clients" in str(error)
             admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tripsage-listen'"
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN"
+                " ('tripsage-listen', 'pg_net worker (tripsage)')"
             )
             time.sleep(5)  # several reconnect attempts, all refused by the server
             assert first.process is not None and first.process.poll() is None, "the replica must not exit"
@@ -173,7 +178,8 @@ def test_replicas_beyond_the_connection_budget_are_refused_clearly(small_server:
 
             def listening() -> bool:
                 row = admin.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tripsage-listen'"
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name IN"
+                    " ('tripsage-listen', 'pg_net worker (tripsage)')"
                 ).fetchone()
                 return bool(row and row[0] == 3)
 
