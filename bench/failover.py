@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +59,12 @@ DRAIN_LIMIT = 180.0  # seconds to wait for every webhook to arrive after the run
 COME_BACK_LIMIT = 60.0  # seconds for LISTEN connections, leadership and realtime clients to come back
 RETRY_PAUSE = 0.1  # seconds between a producer's attempts while there is no primary
 FAILOVER_SLACK_S = 6.0  # after the recovery, a new scheduler leader may take up to this long (chaos.py's margin)
-LISTENERS_PER_REPLICA = {"tripsage-listen": 3, "tripsage-realtime-listen": 1, "tripsage-scheduler-leader": 1}
+LISTENERS_PER_REPLICA = {
+    "tripsage-listen": 2,
+    "pg_net worker (tripsage)": 1,
+    "tripsage-realtime-listen": 1,
+    "tripsage-scheduler-leader": 1,
+}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -121,8 +124,9 @@ def leaders(replicas: list[Replica]) -> int:
     count = 0
     for replica in replicas:
         try:
-            with urllib.request.urlopen(f"{replica.base_url}/health", timeout=5) as response:
-                count += bool(json.loads(response.read())["components"]["scheduler"].get("leader"))
+            components = replica.detailed_health()["components"]
+            assert isinstance(components, dict)
+            count += bool(components["scheduler"].get("leader"))
         except (OSError, KeyError, ValueError):
             continue
     return count
