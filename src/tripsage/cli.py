@@ -22,7 +22,7 @@ from tripsage.config import Settings, load_settings
 from tripsage.db import connector
 from tripsage.db.embedded import EmbeddedPostgres
 from tripsage.db.migrations import Deployer, Migration
-from tripsage.exceptions import TripSageError
+from tripsage.exceptions import ConfigurationError, TripSageError
 
 app = typer.Typer(help="TripSage Automation: the database automation plane for TripSage.", no_args_is_help=True)
 secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
@@ -310,4 +310,8 @@ _register_capabilities()
 
 def main() -> None:  # pragma: no cover - console entry point
     logging.basicConfig(level=os.environ.get("TRIPSAGE_LOG_LEVEL", "INFO").upper(), stream=sys.stderr)
-    app()
+    try:
+        app()
+    except ConfigurationError as error:  # a bad setting: one line, whichever command read the settings
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -81,3 +81,15 @@ def test_bad_schedule_is_a_clear_error(embedded_database: str, schedule: str) ->
     ):
         conn.execute("SELECT cron.schedule('x', %s, 'SELECT 1')", (schedule,))
     assert error.value.diag.message_primary == f"invalid schedule: {schedule}"
+
+
+@pytest.mark.parametrize("command", [("serve",), ("jobs", "list")])
+def test_a_mistyped_timezone_stops_the_start_with_one_line(command: tuple[str, ...], tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
+    env.update({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "TRIPSAGE_CRON_TIMEZONE": "Europe/Berln"})
+    result = run_tripsage(*command, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid settings: TRIPSAGE_CRON_TIMEZONE: unknown time zone 'Europe/Berln' "
+        "(use an IANA name such as UTC or Europe/Berlin)"
+    ]

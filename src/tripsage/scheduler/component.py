@@ -26,8 +26,9 @@ import psycopg
 from starlette.routing import BaseRoute
 
 from tripsage import queries_for
+from tripsage.config import check_timezone
 from tripsage.db.connector import Database, connect, listen
-from tripsage.exceptions import TripSageError
+from tripsage.exceptions import ConfigurationError, TripSageError
 from tripsage.scheduler import cron
 from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open_session
 from tripsage.tasks import cancel_all
@@ -56,6 +57,7 @@ class SchedulerComponent:
         self.runs_started = 0
         self.ticks_skipped = 0
         self.last_error: str | None = None
+        self.timezone = "UTC"  # of the schedules: TRIPSAGE_CRON_TIMEZONE, else the server's cron.timezone
         self._runtime: Runtime | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -77,6 +79,7 @@ class SchedulerComponent:
         if not runtime.settings.cron_enabled:
             self.mode = "disabled"
             return
+        self.timezone = await self._timezone()
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
             asyncio.create_task(self._lead(), name="scheduler-leader"),
@@ -115,8 +118,23 @@ class SchedulerComponent:
             "running": len(self._running),
             "runs_started": self.runs_started,
             "ticks_skipped": self.ticks_skipped,
+            "timezone": self.timezone,
             "last_error": self.last_error,
         }
+
+    async def _timezone(self) -> str:
+        """TRIPSAGE_CRON_TIMEZONE when set, else pg_cron's cron.timezone when the server has one, else UTC; an
+        unknown zone stops the start with one line (instead of killing the leader at its first tick)."""
+        settings = self.runtime.settings
+        if "cron_timezone" in settings.model_fields_set:
+            return settings.cron_timezone
+        server = await self.runtime.database.fetch_value(Q["cron_timezone_setting"])
+        if server is None:
+            return settings.cron_timezone
+        try:
+            return check_timezone(str(server), "cron.timezone (the database server's setting)")
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from None
 
     @property
     def runtime(self) -> Runtime:
@@ -253,7 +271,7 @@ class SchedulerComponent:
         cursor = self._cursor.get(job.jobid)
         if parsed.reboot or cursor is None:
             return [], None
-        tz = self.runtime.settings.cron_timezone
+        tz = self.timezone
         due: list[datetime] = []
         while True:
             tick = cron.next_tick(parsed, cursor, tz)
@@ -271,7 +289,7 @@ class SchedulerComponent:
         parsed = self._parsed(job)
         if parsed.reboot or cursor is None:
             return None
-        return cron.next_tick(parsed, cursor, self.runtime.settings.cron_timezone)
+        return cron.next_tick(parsed, cursor, self.timezone)
 
     async def _skip(self, job: Job, tick: datetime) -> None:
         await self.runtime.database.execute(Q["skip_tick"], {"jobid": job.jobid, "tick": tick})

@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
+from psycopg import sql
 
 from tests import servers
 from tests.runtime import running_runtime, runtime_settings
+from tripsage.exceptions import ConfigurationError
 from tripsage.scheduler.component import SchedulerComponent
+from tripsage.server import build_runtime
 
 DEADLINE = 30.0  # seconds: generous, for a loaded CI machine; never a timing assertion
 
@@ -194,3 +198,26 @@ async def test_disabled_by_setting(embedded_database: str, tmp_path: Path) -> No
         health = scheduler(running).health()
     assert health["mode"] == "disabled" and health["emulated"] is False
     assert history(embedded_database, "never") == []
+
+
+async def test_the_servers_cron_timezone_is_used_and_checked(embedded_database: str, tmp_path: Path) -> None:
+    # pg_cron's cron.timezone, where the server has one (here a placeholder set on the database), when
+    # TRIPSAGE_CRON_TIMEZONE is not set; a zone PostgreSQL or Python does not know stops the start.
+    dbname = rows(embedded_database, "SELECT current_database()")[0][0]
+
+    def set_cron_timezone(zone: str) -> None:
+        with psycopg.connect(embedded_database, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} SET cron.timezone = {}").format(sql.Identifier(dbname), zone))
+
+    set_cron_timezone("Europe/Berlin")
+    async with running_runtime(runtime_settings(tmp_path), embedded_database) as running:
+        assert scheduler(running).health()["timezone"] == "Europe/Berlin"
+    async with running_runtime(runtime_settings(tmp_path, cron_timezone="Asia/Tokyo"), embedded_database) as running:
+        assert scheduler(running).health()["timezone"] == "Asia/Tokyo"
+    set_cron_timezone("Europe/Berln")
+    runtime = build_runtime(runtime_settings(tmp_path), embedded_database)
+    try:
+        with pytest.raises(ConfigurationError, match=r"^cron.timezone \(the database server's setting\): unknown"):
+            await runtime.start()
+    finally:
+        await runtime.stop()
