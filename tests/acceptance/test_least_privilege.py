@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
 import aiohttp
@@ -29,3 +31,65 @@ async def test_runtime_runs_as_tripsage_automation(
             conn.execute("CREATE TABLE public.not_allowed (id int)")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("ALTER TABLE public.trips DISABLE ROW LEVEL SECURITY")
+
+
+SEED_JOBS = (
+    "cleanup-expired-search-cache",
+    "archive-old-session-memories",
+    "update-table-statistics",
+    "monitor-expiring-api-keys",
+    "archive-completed-trips",
+    "vacuum-maintenance",
+    "generate-memory-embeddings",
+    "monitor-database-health",
+    "cleanup-job-run-details",
+    "cleanup-system-metrics",
+)
+
+
+def latest_runs(url: str) -> dict[str, tuple[str, str]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT ON (j.jobname) j.jobname, d.status, d.return_message FROM cron.job_run_details d "
+            "JOIN cron.job j USING (jobid) WHERE d.status IN ('succeeded', 'failed') ORDER BY j.jobname, d.runid DESC"
+        ).fetchall()
+    return {str(name): (str(status), str(message)) for name, status, message in rows}
+
+
+async def test_seed_jobs_succeed_under_tripsage_automation(
+    least_privilege_url: str, embedded_database: str, tmp_path: Path
+) -> None:
+    # Every seed job due every 2 seconds, here (the test database is a copy of a template the jobs were scheduled
+    # in); the runtime connected as tripsage_automation, acting as service_role.
+    with psycopg.connect(embedded_database, autocommit=True) as conn:
+        for name in SEED_JOBS:
+            conn.execute(
+                "SELECT cron.alter_job(jobid, schedule := '2 seconds', database := current_database()) "
+                "FROM cron.job WHERE jobname = %s",
+                (name,),
+            )
+    async with running_runtime(runtime_settings(tmp_path, db_role="service_role"), least_privilege_url):
+        deadline = time.monotonic() + 60
+        while set(latest_runs(embedded_database)) != set(SEED_JOBS) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+    runs = latest_runs(embedded_database)
+    assert {name: runs.get(name, ("never ran", ""))[0] for name in SEED_JOBS} == dict.fromkeys(
+        SEED_JOBS, "succeeded"
+    ), runs
+    with psycopg.connect(embedded_database, autocommit=True) as conn:
+        # VACUUM did vacuum (it skips, with a warning, the tables a role may not maintain).
+        vacuumed = conn.execute(
+            "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relid = 'public.trips'::regclass"
+        )
+        assert vacuumed.fetchone() == (True,)
+        # No role gained a privilege on the data: the job role can only run the maintenance functions (and VACUUM),
+        # tripsage_automation has no table privileges of its own, service_role cannot write cron.job.
+        checks = conn.execute(
+            "SELECT r.rolcanlogin, r.rolbypassrls, r.rolsuper, "
+            "has_table_privilege('tripsage_maintenance', 'public.search_destinations', 'SELECT,DELETE'), "
+            "has_table_privilege('tripsage_maintenance', 'public.trips', 'SELECT,INSERT,UPDATE,DELETE'), "
+            "has_table_privilege('tripsage_automation', 'public.search_destinations', 'DELETE'), "
+            "has_table_privilege('service_role', 'cron.job', 'INSERT,UPDATE,DELETE') "
+            "FROM pg_roles r WHERE r.rolname = 'tripsage_maintenance'"
+        ).fetchone()
+        assert checks == (False, False, False, False, False, False, False)
