@@ -221,3 +221,27 @@ async def test_the_servers_cron_timezone_is_used_and_checked(embedded_database: 
             await runtime.start()
     finally:
         await runtime.stop()
+
+
+async def test_a_forged_run_cannot_get_another_session_terminated(embedded_database: str, tmp_path: Path) -> None:
+    # service_role may write cron.job_run_details (the runtime records runs as it). A row it forges as 'running'
+    # with the pid of someone else's session is marked failed by a new leader, but that session is not a job's
+    # connection, so the leader (a superuser here) must not terminate it.
+    url = embedded_database
+    with psycopg.connect(url, autocommit=True) as victim:
+        (pid,) = victim.execute("SELECT pg_backend_pid()").fetchone() or (0,)
+        with psycopg.connect(url, autocommit=True) as forger:
+            forger.execute("SET ROLE service_role")
+            forger.execute(
+                "INSERT INTO cron.job_run_details (status, start_time, job_pid, username) "
+                "VALUES ('running', now(), %s, 'service_role')",
+                (pid,),
+            )
+        async with running_runtime(runtime_settings(tmp_path), url):
+            await eventually(
+                lambda: _async(
+                    rows(url, "SELECT status FROM cron.job_run_details WHERE job_pid = %s", (pid,)) == [("failed",)]
+                ),
+                "the forged run marked failed",
+            )
+        assert victim.execute("SELECT 1").fetchone() == (1,)
