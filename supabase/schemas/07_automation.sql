@@ -369,14 +369,21 @@ BEGIN
     END
     $fn$;
 
-    -- What a job will run as, and where: cron.enable_superuser_jobs (where the server has it), then the database
-    -- (when given: it must exist, and the role must have CONNECT on it), in pg_cron's order.
+    -- What a job will run as, and where: cron.enable_superuser_jobs (where the server has it and the owner may read
+    -- it), then the database (when given: it must exist, and the role must have CONNECT on it), in pg_cron's order.
     CREATE FUNCTION cron._check_target(p_run_as text, p_database text) RETURNS void
         LANGUAGE plpgsql STABLE
         SET search_path = pg_catalog
         AS $fn$
+    DECLARE
+        superuser_jobs text;
     BEGIN
-        IF lower(coalesce(current_setting('cron.enable_superuser_jobs', true), 'on')) IN ('off', 'false', 'no', '0')
+        BEGIN
+            superuser_jobs := current_setting('cron.enable_superuser_jobs', true);
+        EXCEPTION WHEN insufficient_privilege THEN  -- a preloaded pg_cron's setting is for superusers only
+            superuser_jobs := NULL;
+        END;
+        IF lower(coalesce(superuser_jobs, 'on')) IN ('off', 'false', 'no', '0')
            AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = p_run_as AND r.rolsuper) THEN
             RAISE EXCEPTION 'cannot schedule jobs as superuser'
                 USING ERRCODE = 'insufficient_privilege',

@@ -238,3 +238,20 @@ def test_connect_privilege_is_checked(database: str, server: servers.Server) -> 
     finally:
         with server.admin() as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(closed)))
+
+
+def test_superuser_jobs_can_be_disallowed(embedded_database: str) -> None:
+    # cron.enable_superuser_jobs = off (here a placeholder on the database; pg_cron's is server-wide).
+    with psycopg.connect(embedded_database, autocommit=True) as conn:
+        dbname = conn.info.dbname
+        conn.execute(sql.SQL("ALTER DATABASE {} SET cron.enable_superuser_jobs = off").format(sql.Identifier(dbname)))
+    with psycopg.connect(embedded_database, autocommit=True) as conn, role(conn) as user:
+        refused = ("cannot schedule jobs as superuser", "42501")
+        assert failure(conn, "SELECT cron.schedule('su', '@daily', 'SELECT 1')") == refused
+        (jobid,) = conn.execute(
+            "SELECT cron.schedule_in_database('theirs', '@daily', 'SELECT 1', current_database(), %s)", (user,)
+        ).fetchone() or (0,)
+        assert failure(conn, "SELECT cron.alter_job(%s, username := 'postgres')", (jobid,)) == refused
+        assert (
+            failure(conn, "SELECT cron.alter_job(%s, active := false)", (jobid,)) == refused
+        )  # pg_cron: as the caller
