@@ -14,7 +14,7 @@ from tripsage.cli_support import emit, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.scheduler import cron
-from tripsage.scheduler.component import run_now
+from tripsage.scheduler.component import run_now, schedule_timezone
 
 Q = queries_for("tripsage.scheduler")
 app = typer.Typer(help="Scheduled jobs (pg_cron, native or emulated).", no_args_is_help=True)
@@ -36,8 +36,12 @@ async def _job(db: Database, name: str) -> dict[str, Any]:
 @app.command("list")
 def list_jobs(as_json: JsonOption = False) -> None:
     """Every scheduled job with its last run and its next run."""
-    timezone = load_settings().cron_timezone
-    rows = with_db(lambda db: db.fetch_all(Q["list_jobs"]))
+    settings = load_settings()
+
+    async def work(db: Database) -> tuple[str, list[dict[str, Any]]]:
+        return await schedule_timezone(settings, db), await db.fetch_all(Q["list_jobs"])
+
+    timezone, rows = with_db(work)
     now = dt.datetime.now(dt.UTC)
     for row in rows:
         row["next_run"] = cron.next_run(row["schedule"], now, timezone) if row["active"] else None

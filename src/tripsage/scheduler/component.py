@@ -34,6 +34,7 @@ from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open
 from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
+    from tripsage.config import Settings
     from tripsage.server import Runtime
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class SchedulerComponent:
         if not runtime.settings.cron_enabled:
             self.mode = "disabled"
             return
-        self.timezone = await self._timezone()
+        self.timezone = await schedule_timezone(runtime.settings, runtime.database)
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
             asyncio.create_task(self._lead(), name="scheduler-leader"),
@@ -121,20 +122,6 @@ class SchedulerComponent:
             "timezone": self.timezone,
             "last_error": self.last_error,
         }
-
-    async def _timezone(self) -> str:
-        """TRIPSAGE_CRON_TIMEZONE when set, else pg_cron's cron.timezone when the server has one, else UTC; an
-        unknown zone stops the start with one line (instead of killing the leader at its first tick)."""
-        settings = self.runtime.settings
-        if "cron_timezone" in settings.model_fields_set:
-            return settings.cron_timezone
-        server = await self.runtime.database.fetch_value(Q["cron_timezone_setting"])
-        if server is None:
-            return settings.cron_timezone
-        try:
-            return check_timezone(str(server), "cron.timezone (the database server's setting)")
-        except ValueError as error:
-            raise ConfigurationError(str(error)) from None
 
     @property
     def runtime(self) -> Runtime:
@@ -389,6 +376,20 @@ class SchedulerComponent:
         finally:
             if self._running.get(job.jobid) is asyncio.current_task():
                 del self._running[job.jobid]
+
+
+async def schedule_timezone(settings: Settings, db: Database) -> str:
+    """The zone of the schedules: TRIPSAGE_CRON_TIMEZONE when set, else pg_cron's cron.timezone when the server has
+    one, else UTC. An unknown zone is one line (at start, instead of a leader task dying at its first tick)."""
+    if "cron_timezone" in settings.model_fields_set:
+        return settings.cron_timezone
+    server = await db.fetch_value(Q["cron_timezone_setting"])
+    if server is None:
+        return settings.cron_timezone
+    try:
+        return check_timezone(str(server), "cron.timezone (the database server's setting)")
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 async def run_now(db: Database, base_url: str, name: str, default_timeout_s: float = 600.0) -> dict[str, Any]:
