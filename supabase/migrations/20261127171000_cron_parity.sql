@@ -3,7 +3,10 @@
 -- order of checks, and its privilege model: cron.job is readable by everyone (RLS: their own rows) and written only
 -- through the functions, which are now SECURITY DEFINER and act for the calling role; only a superuser may
 -- schedule for, or move a job to, another user.
--- Native pg_cron is left alone: everything here applies only to TripSage's emulation.
+-- Native pg_cron is left alone: that part applies only to TripSage's emulation.
+-- Then least privilege for the maintenance jobs (issue #14, item 4): a NOLOGIN role tripsage_maintenance that the
+-- runtime's tripsage_automation may become owns them on the emulation, and the batch-committing cache cleanup no
+-- longer needs table privileges of its caller.
 -- (supabase/schemas/07_automation.sql has the same definitions.)
 
 DO $parity$

@@ -3,7 +3,8 @@
 -- cron.job_run_details) emulated here and executed by the TripSage runtime (src/tripsage/scheduler). Then the eight
 -- maintenance jobs of the seed, as functions in schema maintenance that return what they did, scheduled with
 -- cron.schedule on either.
--- (The same SQL is the migration supabase/migrations/20261125020000_scheduler.sql.)
+-- (The same SQL is the migration supabase/migrations/20261125020000_scheduler.sql, then
+-- 20261127171000_cron_parity.sql: pg_cron's errors and privilege model, and the maintenance jobs' own role.)
 
 DO $cron$
 BEGIN
