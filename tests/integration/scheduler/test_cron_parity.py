@@ -255,3 +255,35 @@ def test_superuser_jobs_can_be_disallowed(embedded_database: str) -> None:
         assert (
             failure(conn, "SELECT cron.alter_job(%s, active := false)", (jobid,)) == refused
         )  # pg_cron: as the caller
+
+
+def test_jobs_belong_to_the_calling_role(database: str) -> None:
+    # The functions are SECURITY DEFINER, yet a job belongs to the role that called them: SET ROLE's role, else the
+    # session user. Inside someone else's SECURITY DEFINER function too (pg_cron would give it to that function's
+    # owner; docs/scheduler.md, remaining differences): a superuser's function cannot be used to get a superuser job.
+    with psycopg.connect(database, autocommit=True) as conn, role(conn) as user, role(conn, "NOLOGIN") as group:
+        conn.execute(sql.SQL("GRANT {} TO {}").format(sql.Identifier(group), sql.Identifier(user)))
+        conn.execute(
+            "CREATE FUNCTION public.cron_parity_definer() RETURNS bigint LANGUAGE sql SECURITY DEFINER "
+            "SET search_path = '' AS $$ SELECT cron.schedule('via-definer', '@daily', 'SELECT 1') $$"
+        )
+        try:
+            conn.execute(
+                sql.SQL("GRANT EXECUTE ON FUNCTION public.cron_parity_definer() TO {}").format(sql.Identifier(user))
+            )
+            as_role(conn, user)
+            conn.execute("SELECT cron.schedule('as-user', '@daily', 'SELECT 1')")
+            as_role(conn, group)
+            conn.execute("SELECT cron.schedule('as-group', '@daily', 'SELECT 1')")
+            as_role(conn, user)
+            conn.execute("SELECT public.cron_parity_definer()")
+            conn.execute("RESET ROLE")
+            owners = dict(
+                conn.execute(
+                    "SELECT jobname, username FROM cron.job WHERE jobname IN ('as-user', 'as-group', 'via-definer')"
+                ).fetchall()
+            )
+            assert owners == {"as-user": user, "as-group": group, "via-definer": user}
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute("DROP FUNCTION public.cron_parity_definer()")
