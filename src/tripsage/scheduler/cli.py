@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tripsage import queries_for
 from tripsage.cli_support import emit, with_db
@@ -79,7 +80,8 @@ def run(name: NameArgument, as_json: JsonOption = False) -> None:
         print(json.dumps(result))
     else:
         colour = "green" if result["status"] == "succeeded" else "red"
-        console.print(f"{name}: run {result['runid']} [{colour}]{result['status']}[/]: {result['message']}")
+        message = escape(str(result["message"]).rstrip())  # pg_cron's return_message ends an error with a newline
+        console.print(f"{name}: run {result['runid']} [{colour}]{result['status']}[/]: {message}")
     if result["status"] != "succeeded":
         raise typer.Exit(1)
 

@@ -70,7 +70,7 @@ async def test_second_jobs_run_once_per_tick_and_failures_are_recorded(database:
         assert scheduler(running).health()["leader"] is True
     good = history(database, "every-second")
     assert {(s, m) for s, m, _, _ in good} == {("succeeded", "INSERT 0 1")}
-    assert {(s, m) for s, m, _, _ in history(database, "broken")} == {("failed", "division by zero")}
+    assert {(s, m) for s, m, _, _ in history(database, "broken")} == {("failed", "ERROR:  division by zero\n")}
     ticks = rows(
         database,
         "SELECT t.tick, t.outcome, t.runid FROM cron.job_tick t JOIN cron.job j USING (jobid) "
@@ -127,7 +127,7 @@ async def test_statement_timeout_vacuum_and_username(embedded_database: str, tmp
 
             await eventually(all_ran, "each job once")
             execute(url, "UPDATE cron.job SET active = false WHERE jobname = 'as-owner'")
-        assert history(url, "too-slow")[0][:2] == ("failed", "canceling statement due to statement timeout")
+        assert history(url, "too-slow")[0][:2] == ("failed", "ERROR:  canceling statement due to statement timeout\n")
         assert history(url, "vacuum")[0][:2] == ("succeeded", "VACUUM")
         assert {r[0] for r in rows(url, "SELECT name FROM public.who_ran")} == {"cron_job_owner"}
         assert rows(url, "SELECT DISTINCT username FROM cron.job_run_details WHERE command LIKE 'INSERT%%'") == [
@@ -248,3 +248,36 @@ async def test_a_forged_run_cannot_get_another_session_terminated(database: str,
                 "the forged run marked failed",
             )
         assert victim.execute("SELECT 1").fetchone() == (1,)
+
+
+async def test_return_messages_are_pg_cron_s(database: str, tmp_path: Path) -> None:
+    # pg_cron (src/pg_cron.c, ProcessQueryResult) records the last result of a command: a command's tag, "N row(s)"
+    # for a query, and libpq's text of an error (PQresultErrorMessage: "ERROR:  ...\n" with DETAIL/HINT/CONTEXT).
+    expected = {
+        "query": ("SELECT 1", ("succeeded", "1 row")),
+        "empty-query": ("SELECT 1 WHERE false", ("succeeded", "0 rows")),
+        "queries": ("SELECT 1; SELECT 1 UNION SELECT 2", ("succeeded", "2 rows")),
+        "commands": (
+            "CREATE TEMP TABLE t (a int); INSERT INTO t VALUES (1), (2)",
+            ("succeeded", "INSERT 0 2"),
+        ),
+        "error": ("SELECT 1/0", ("failed", "ERROR:  division by zero\n")),
+        "error-details": (
+            "DO $$BEGIN RAISE EXCEPTION 'boom' USING DETAIL = 'd', HINT = 'h'; END$$",
+            (
+                "failed",
+                "ERROR:  boom\nDETAIL:  d\nHINT:  h\nCONTEXT:  PL/pgSQL function inline_code_block line 1 at RAISE\n",
+            ),
+        ),
+    }
+    for name, (command, _) in expected.items():
+        execute(database, "SELECT cron.schedule(%s, '1 seconds', %s)", (name, command))
+    async with running_runtime(runtime_settings(tmp_path), database):
+
+        async def all_ran() -> bool:
+            return all(any(h[0] in ("succeeded", "failed") for h in history(database, name)) for name in expected)
+
+        await eventually(all_ran, "each job once")
+    for name, (_, outcome) in expected.items():
+        finished = [h[:2] for h in history(database, name) if h[0] in ("succeeded", "failed")]
+        assert set(finished) == {outcome}, name
