@@ -916,7 +916,10 @@ GRANT EXECUTE ON FUNCTION maintenance.archive_old_session_memories(interval, int
 -- tables vacuum-maintenance names) and that the runtime's tripsage_automation may become (SET ROLE), so the jobs run
 -- whether the runtime connects as a superuser or as tripsage_automation. Before PostgreSQL 17 only a table's owner
 -- may VACUUM it, so there vacuum-maintenance stays with the deploying user (docs/scheduler.md).
+-- The deploying user becomes a member too: a runtime connected as a database owner that is not a superuser (RDS,
+-- Cloud SQL) needs it to SET ROLE, and the role holds nothing that user does not own.
 GRANT tripsage_maintenance TO tripsage_automation;
+GRANT tripsage_maintenance TO CURRENT_USER;
 GRANT USAGE ON SCHEMA maintenance TO tripsage_maintenance;
 REVOKE ALL ON FUNCTION maintenance.delete_expired_search_cache_batch(text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION maintenance.delete_expired_search_cache_batch(text, integer)
