@@ -287,3 +287,39 @@ def test_jobs_belong_to_the_calling_role(database: str) -> None:
         finally:
             conn.execute("RESET ROLE")
             conn.execute("DROP FUNCTION public.cron_parity_definer()")
+
+
+def check_run_details(conn: Conn) -> None:
+    """cron.job_run_details: SELECT and DELETE of one's own runs only; no INSERT or UPDATE."""
+    with role(conn) as owner, role(conn) as stranger:
+        for user in (owner, stranger):
+            conn.execute(
+                "INSERT INTO cron.job_run_details (jobid, runid, username, command, status, return_message) "
+                "VALUES (0, nextval('cron.runid_seq'), %s, 'SELECT 1', 'succeeded', '1 row')",
+                (user,),
+            )
+        try:
+            as_role(conn, owner)
+            assert conn.execute("SELECT username FROM cron.job_run_details").fetchall() == [(owner,)]
+            denied = ("permission denied for table job_run_details", "42501")
+            assert failure(conn, "UPDATE cron.job_run_details SET status = 'failed'") == denied
+            assert failure(conn, "INSERT INTO cron.job_run_details (username) VALUES (%s)", (owner,)) == denied
+            assert conn.execute("DELETE FROM cron.job_run_details").rowcount == 1
+            conn.execute("RESET ROLE")
+            left = conn.execute(
+                "SELECT username FROM cron.job_run_details WHERE username IN (%s, %s)", (owner, stranger)
+            )
+            assert left.fetchall() == [(stranger,)]
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute("DELETE FROM cron.job_run_details WHERE username IN (%s, %s)", (owner, stranger))
+
+
+def test_run_details_of_the_emulation(database: str) -> None:
+    with psycopg.connect(database, autocommit=True) as conn:
+        check_run_details(conn)
+
+
+def test_run_details_of_native_pg_cron(system_server: servers.Server) -> None:
+    with psycopg.connect(system_server.admin_url, autocommit=True) as conn:
+        check_run_details(conn)
