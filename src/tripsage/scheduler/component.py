@@ -152,6 +152,10 @@ class SchedulerComponent:
                 self.last_error = str(error)
                 log.warning("scheduler: leadership lost or failed (%s)", error)
                 await asyncio.sleep(ERROR_BACKOFF)
+            except Exception as error:  # a bug must not end the leader task silently: say it, then lead again
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("scheduler: the leader failed unexpectedly")
+                await asyncio.sleep(ERROR_BACKOFF)
             finally:
                 self.leader = False
                 with contextlib.suppress(Exception):
