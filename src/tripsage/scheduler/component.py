@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute
 from tripsage import queries_for
 from tripsage.config import check_timezone
 from tripsage.db.connector import Database, connect, listen
-from tripsage.exceptions import ConfigurationError, TripSageError
+from tripsage.exceptions import ConfigurationError, InsufficientPrivilege, TripSageError
 from tripsage.scheduler import cron
 from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open_session
 from tripsage.tasks import cancel_all
@@ -387,7 +387,16 @@ async def schedule_timezone(settings: Settings, db: Database) -> str:
     one, else UTC. An unknown zone is one line (at start, instead of a leader task dying at its first tick)."""
     if "cron_timezone" in settings.model_fields_set:
         return settings.cron_timezone
-    server = await db.fetch_value(Q["cron_timezone_setting"])
+    try:
+        server = await db.fetch_value(Q["cron_timezone_setting"])
+    except InsufficientPrivilege:
+        # A preloaded pg_cron (1.5+) shows cron.timezone only to superusers and pg_read_all_settings.
+        log.warning(
+            "scheduler: cannot read the server's cron.timezone (needs pg_read_all_settings); using %s; "
+            "set TRIPSAGE_CRON_TIMEZONE",
+            settings.cron_timezone,
+        )
+        return settings.cron_timezone
     if server is None:
         return settings.cron_timezone
     try:
