@@ -351,4 +351,8 @@ _register_capabilities()
 def main() -> None:  # pragma: no cover - console entry point
     logging.basicConfig(level=os.environ.get("TRIPSAGE_LOG_LEVEL", "INFO").upper(), stream=sys.stderr)
     redact.install()  # no token, key or secret in any log line
-    app()
+    try:
+        app()
+    except ConfigurationError as error:  # a bad setting: one line, whichever command read the settings
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(1)

@@ -13,8 +13,9 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tripsage.exceptions import ConfigurationError
@@ -88,6 +89,11 @@ class Settings(BaseSettings):
     realtime_max_connections_per_ip: int = Field(
         default=200, gt=0, validation_alias="TRIPSAGE_REALTIME_MAX_CONNECTIONS_PER_IP"
     )
+
+    @field_validator("cron_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return check_timezone(value, "TRIPSAGE_CRON_TIMEZONE")
 
     @field_validator("embedding_dim")
     @classmethod
@@ -171,9 +177,28 @@ class Settings(BaseSettings):
         return value
 
 
+def check_timezone(name: str, source: str) -> str:
+    """`name` if it is a time zone of the IANA database (as pg_cron's cron.timezone is), else a one-line error."""
+    try:
+        ZoneInfo(name)
+    except (ValueError, ZoneInfoNotFoundError) as error:
+        raise ValueError(
+            f"{source}: unknown time zone {name!r} (use an IANA name such as UTC or Europe/Berlin)"
+        ) from error
+    return name
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings; a bad value becomes one clear ConfigurationError."""
+    """Read the settings; a bad value becomes one clear ConfigurationError (one line)."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        problems = "; ".join(
+            str(problem["msg"]).removeprefix("Value error, ")
+            if problem["type"] == "value_error"
+            else f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from error
     except ValueError as error:
         raise ConfigurationError(f"invalid settings: {error}") from error

@@ -3,7 +3,8 @@
 -- cron.job_run_details) emulated here and executed by the TripSage runtime (src/tripsage/scheduler). Then the eight
 -- maintenance jobs of the seed, as functions in schema maintenance that return what they did, scheduled with
 -- cron.schedule on either.
--- (The same SQL is the migration supabase/migrations/20261125020000_scheduler.sql.)
+-- (The same SQL is the migration supabase/migrations/20261125020000_scheduler.sql, then
+-- 20261127171000_cron_parity.sql: pg_cron's errors and privilege model, and the maintenance jobs' own role.)
 
 DO $cron$
 BEGIN
@@ -252,7 +253,7 @@ BEGIN
         AS $fn$
     BEGIN
         IF p_schedule IS NULL THEN
-            RAISE EXCEPTION 'schedule can not be NULL';
+            RAISE EXCEPTION 'schedule can not be NULL' USING ERRCODE = 'internal_error';
         END IF;
         IF cron._parse_schedule(p_schedule) IS NULL THEN
             RAISE EXCEPTION 'invalid schedule: %', p_schedule
@@ -329,12 +330,9 @@ BEGIN
     CREATE TRIGGER cron_job_cache_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON cron.job
         FOR EACH STATEMENT EXECUTE FUNCTION cron.job_cache_invalidate();
 
-    -- Like pg_cron: each user sees (and here changes) only their own jobs and runs; superusers and BYPASSRLS
-    -- roles see all. The functions below run as the caller, so RLS is what confines them.
+    -- As in pg_cron: each user sees only their own jobs and runs; superusers and BYPASSRLS roles see all.
     ALTER TABLE cron.job ENABLE ROW LEVEL SECURITY;
-    CREATE POLICY cron_job_policy ON cron.job
-        USING (username OPERATOR(pg_catalog.=) current_user)
-        WITH CHECK (username OPERATOR(pg_catalog.=) current_user);
+    CREATE POLICY cron_job_policy ON cron.job USING (username OPERATOR(pg_catalog.=) current_user);
     ALTER TABLE cron.job_run_details ENABLE ROW LEVEL SECURITY;
     CREATE POLICY cron_job_run_details_policy ON cron.job_run_details
         USING (username OPERATOR(pg_catalog.=) current_user);
@@ -343,25 +341,96 @@ BEGIN
     ALTER TABLE cron.job_option ENABLE ROW LEVEL SECURITY;
     CREATE POLICY cron_job_option_runtime ON cron.job_option TO tripsage_automation USING (true);
 
-    CREATE FUNCTION cron._upsert_job(p_job_name text, p_schedule text, p_command text, p_database text,
-                                     p_username text, p_active boolean) RETURNS bigint
+    -- The role a call acts for, as pg_cron's GetUserId() outside any SECURITY DEFINER function: the role chosen
+    -- with SET ROLE, else the session user. The API functions below are SECURITY DEFINER (only they write
+    -- cron.job, as pg_cron's C functions switch to the extension owner), so current_user there is the owner; the
+    -- role setting and the session user are not changed by entering them, and PostgreSQL only lets a session SET
+    -- ROLE to a role it is a member of.
+    CREATE FUNCTION cron._caller() RETURNS text
+        LANGUAGE sql STABLE
+        SET search_path = pg_catalog
+        AS $fn$
+        SELECT CASE WHEN current_setting('role') = 'none' THEN session_user::text ELSE current_setting('role') END
+    $fn$;
+
+    -- pg_cron's GetRoleOidIfCanLogin: a job may be given only to a role that exists and can log in.
+    CREATE FUNCTION cron._check_role(p_username text) RETURNS void
+        LANGUAGE plpgsql STABLE
+        SET search_path = pg_catalog
+        AS $fn$
+    BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = p_username) THEN
+            RAISE EXCEPTION 'role "%" does not exist', p_username USING ERRCODE = 'internal_error';
+        END IF;
+        IF NOT (SELECT r.rolcanlogin FROM pg_roles r WHERE r.rolname = p_username) THEN
+            RAISE EXCEPTION 'role "%" can not log in', p_username
+                USING ERRCODE = 'internal_error',
+                      DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
+        END IF;
+    END
+    $fn$;
+
+    -- What a job will run as, and where: cron.enable_superuser_jobs (where the server has it and the owner may read
+    -- it), then the database (when given: it must exist, and the role must have CONNECT on it), in pg_cron's order.
+    CREATE FUNCTION cron._check_target(p_run_as text, p_database text) RETURNS void
+        LANGUAGE plpgsql STABLE
+        SET search_path = pg_catalog
+        AS $fn$
+    DECLARE
+        superuser_jobs text;
+    BEGIN
+        BEGIN
+            superuser_jobs := current_setting('cron.enable_superuser_jobs', true);
+        EXCEPTION WHEN insufficient_privilege THEN  -- a preloaded pg_cron's setting is for superusers only
+            superuser_jobs := NULL;
+        END;
+        IF lower(coalesce(superuser_jobs, 'on')) IN ('off', 'false', 'no', '0')
+           AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = p_run_as AND r.rolsuper) THEN
+            RAISE EXCEPTION 'cannot schedule jobs as superuser'
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'Scheduling jobs as superuser is disallowed when cron.enable_superuser_jobs is set to off.';
+        END IF;
+        IF p_database IS NULL THEN
+            RETURN;
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = p_database) THEN
+            RAISE EXCEPTION 'database "%" does not exist', p_database USING ERRCODE = 'invalid_catalog_name';
+        END IF;
+        IF NOT has_database_privilege(p_run_as, p_database, 'CONNECT') THEN
+            RAISE EXCEPTION 'User % does not have CONNECT privilege on %', p_run_as, p_database
+                USING ERRCODE = 'internal_error';
+        END IF;
+    END
+    $fn$;
+
+    -- pg_cron's ScheduleCronJob, after the NULL checks of its callers: the schedule, the role (a superuser may
+    -- name another), superuser jobs, the database, then the insert (an upsert by name and user for named jobs).
+    CREATE FUNCTION cron._add_job(p_caller text, p_job_name text, p_schedule text, p_command text, p_database text,
+                                  p_username text, p_active boolean) RETURNS bigint
         LANGUAGE plpgsql
         SET search_path = pg_catalog
         AS $fn$
     DECLARE
+        run_as text := p_caller;
+        run_in text := coalesce(p_database, current_database());
         new_id bigint;
     BEGIN
         PERFORM cron._check_schedule(p_schedule);
-        IF p_command IS NULL THEN
-            RAISE EXCEPTION 'command can not be NULL';
+        IF p_username IS NOT NULL THEN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = p_caller AND r.rolsuper) THEN
+                RAISE EXCEPTION 'must be superuser to create a job for another role' USING ERRCODE = 'internal_error';
+            END IF;
+            PERFORM cron._check_role(p_username);
+            run_as := p_username;
         END IF;
+        PERFORM cron._check_target(run_as, run_in);
         IF p_job_name IS NULL THEN
             INSERT INTO cron.job (schedule, command, database, username, active)
-            VALUES (p_schedule, p_command, p_database, p_username, p_active)
+            VALUES (p_schedule, p_command, run_in, run_as, p_active)
             RETURNING jobid INTO new_id;
         ELSE
             INSERT INTO cron.job (schedule, command, database, username, active, jobname)
-            VALUES (p_schedule, p_command, p_database, p_username, p_active, p_job_name)
+            VALUES (p_schedule, p_command, run_in, run_as, p_active, p_job_name)
             ON CONFLICT ON CONSTRAINT jobname_username_uniq DO UPDATE
                 SET schedule = EXCLUDED.schedule, command = EXCLUDED.command, database = EXCLUDED.database
             RETURNING jobid INTO new_id;
@@ -371,22 +440,30 @@ BEGIN
     $fn$;
 
     CREATE FUNCTION cron.schedule(schedule text, command text) RETURNS bigint
-        LANGUAGE sql STRICT
+        LANGUAGE plpgsql STRICT SECURITY DEFINER
         SET search_path = pg_catalog
         AS $fn$
-        SELECT cron._upsert_job(NULL, schedule, command, current_database(), current_user::text, true)
+    BEGIN
+        RETURN cron._add_job(cron._caller(), NULL, schedule, command, NULL, NULL, true);
+    END
     $fn$;
     COMMENT ON FUNCTION cron.schedule(text, text) IS 'schedule a pg_cron job';
 
     CREATE FUNCTION cron.schedule(job_name text, schedule text, command text) RETURNS bigint
-        LANGUAGE plpgsql
+        LANGUAGE plpgsql SECURITY DEFINER
         SET search_path = pg_catalog
         AS $fn$
     BEGIN
         IF job_name IS NULL THEN
-            RAISE EXCEPTION 'job_name can not be NULL';
+            RAISE EXCEPTION 'job_name can not be NULL' USING ERRCODE = 'internal_error';
         END IF;
-        RETURN cron._upsert_job(job_name, schedule, command, current_database(), current_user::text, true);
+        IF schedule IS NULL THEN
+            RAISE EXCEPTION 'schedule can not be NULL' USING ERRCODE = 'internal_error';
+        END IF;
+        IF command IS NULL THEN
+            RAISE EXCEPTION 'command can not be NULL' USING ERRCODE = 'internal_error';
+        END IF;
+        RETURN cron._add_job(cron._caller(), job_name, schedule, command, NULL, NULL, true);
     END
     $fn$;
     COMMENT ON FUNCTION cron.schedule(text, text, text) IS 'schedule a pg_cron job';
@@ -394,98 +471,91 @@ BEGIN
     CREATE FUNCTION cron.schedule_in_database(job_name text, schedule text, command text, database text,
                                               username text DEFAULT NULL, active boolean DEFAULT true)
         RETURNS bigint
-        LANGUAGE plpgsql
+        LANGUAGE plpgsql SECURITY DEFINER
         SET search_path = pg_catalog
         AS $fn$
-    DECLARE
-        run_as text := coalesce(username, current_user::text);
     BEGIN
         IF job_name IS NULL THEN
-            RAISE EXCEPTION 'job_name can not be NULL';
+            RAISE EXCEPTION 'job_name can not be NULL' USING ERRCODE = 'internal_error';
         END IF;
-        IF username IS NOT NULL THEN
-            IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
-                RAISE EXCEPTION 'must be superuser to create a job for another role';
-            END IF;
-            IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = username) THEN
-                RAISE EXCEPTION 'role "%" does not exist', username;
-            END IF;
-            IF NOT (SELECT r.rolcanlogin FROM pg_roles r WHERE r.rolname = username) THEN
-                RAISE EXCEPTION 'role "%" can not log in', username
-                    USING DETAIL = 'Jobs may only be run by roles that have the LOGIN attribute.';
-            END IF;
+        IF schedule IS NULL THEN
+            RAISE EXCEPTION 'schedule can not be NULL' USING ERRCODE = 'internal_error';
         END IF;
-        IF NOT EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = database) THEN
-            RAISE EXCEPTION 'database "%" does not exist', database USING ERRCODE = 'undefined_database';
+        IF command IS NULL THEN
+            RAISE EXCEPTION 'command can not be NULL' USING ERRCODE = 'internal_error';
         END IF;
-        IF NOT has_database_privilege(run_as, database, 'CONNECT') THEN
-            RAISE EXCEPTION 'User % does not have CONNECT privilege on %', run_as, database;
-        END IF;
-        RETURN cron._upsert_job(job_name, schedule, command, database, run_as, coalesce(active, true));
+        RETURN cron._add_job(cron._caller(), job_name, schedule, command, database, username, coalesce(active, true));
     END
     $fn$;
     COMMENT ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean)
         IS 'schedule a pg_cron job';
 
+    -- pg_cron finds the job whatever its owner; another user's job needs DELETE on cron.job (superusers have it).
     CREATE FUNCTION cron.unschedule(job_id bigint) RETURNS boolean
-        LANGUAGE plpgsql STRICT
+        LANGUAGE plpgsql STRICT SECURITY DEFINER
         SET search_path = pg_catalog
         AS $fn$
+    DECLARE
+        caller text := cron._caller();
+        owner text;
     BEGIN
-        DELETE FROM cron.job WHERE jobid = job_id;
+        SELECT j.username INTO owner FROM cron.job j WHERE j.jobid = job_id FOR UPDATE;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'could not find valid entry for job %', job_id;
+            RAISE EXCEPTION 'could not find valid entry for job %', job_id USING ERRCODE = 'internal_error';
         END IF;
+        IF owner IS DISTINCT FROM caller AND NOT has_table_privilege(caller, 'cron.job', 'DELETE') THEN
+            RAISE EXCEPTION 'permission denied for table job' USING ERRCODE = 'insufficient_privilege';
+        END IF;
+        DELETE FROM cron.job j WHERE j.jobid = job_id;
         RETURN true;
     END
     $fn$;
     COMMENT ON FUNCTION cron.unschedule(bigint) IS 'unschedule a pg_cron job';
 
     CREATE FUNCTION cron.unschedule(job_name text) RETURNS boolean
-        LANGUAGE plpgsql STRICT
+        LANGUAGE plpgsql STRICT SECURITY DEFINER
         SET search_path = pg_catalog
         AS $fn$
     BEGIN
-        DELETE FROM cron.job j WHERE j.jobname = job_name AND j.username = current_user;
+        DELETE FROM cron.job j WHERE j.jobname = job_name AND j.username = cron._caller();
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'could not find valid entry for job ''%''', job_name;
+            RAISE EXCEPTION 'could not find valid entry for job ''%''', job_name USING ERRCODE = 'internal_error';
         END IF;
         RETURN true;
     END
     $fn$;
     COMMENT ON FUNCTION cron.unschedule(text) IS 'unschedule a pg_cron job';
 
+    -- pg_cron's AlterJob, in its order: a new username (superusers only; it must exist and log in), superuser
+    -- jobs, a new database (exists, CONNECT), a new schedule, then the update of a job the caller owns (any job,
+    -- for a superuser).
     CREATE FUNCTION cron.alter_job(job_id bigint, schedule text DEFAULT NULL, command text DEFAULT NULL,
                                    database text DEFAULT NULL, username text DEFAULT NULL,
                                    active boolean DEFAULT NULL) RETURNS void
-        LANGUAGE plpgsql
+        LANGUAGE plpgsql SECURITY DEFINER
         SET search_path = pg_catalog
         AS $fn$
     DECLARE
-        is_superuser boolean := (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user);
+        caller text := cron._caller();
+        is_superuser boolean := EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = cron._caller() AND r.rolsuper);
     BEGIN
         IF job_id IS NULL THEN
-            RAISE EXCEPTION 'job_id can not be NULL';
-        END IF;
-        IF schedule IS NULL AND command IS NULL AND database IS NULL AND username IS NULL AND active IS NULL THEN
-            RAISE EXCEPTION 'no updates specified'
-                USING HINT = 'You must specify at least one job attribute to change when calling alter_job';
+            RAISE EXCEPTION 'job_id can not be NULL' USING ERRCODE = 'internal_error';
         END IF;
         IF username IS NOT NULL THEN
             IF NOT is_superuser THEN
-                RAISE EXCEPTION 'must be superuser to alter username';
+                RAISE EXCEPTION 'must be superuser to alter username' USING ERRCODE = 'internal_error';
             END IF;
-            IF NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = username AND r.rolcanlogin) THEN
-                RAISE EXCEPTION 'role "%" does not exist or can not log in', username;
-            END IF;
+            PERFORM cron._check_role(username);
         END IF;
-        IF database IS NOT NULL AND NOT has_database_privilege(coalesce(username, current_user::text), database,
-                                                                'CONNECT') THEN
-            RAISE EXCEPTION 'User % does not have CONNECT privilege on %', coalesce(username, current_user::text),
-                database;
-        END IF;
+        PERFORM cron._check_target(coalesce(username, caller), database);
         IF schedule IS NOT NULL THEN
             PERFORM cron._check_schedule(schedule);
+        END IF;
+        IF schedule IS NULL AND command IS NULL AND database IS NULL AND username IS NULL AND active IS NULL THEN
+            RAISE EXCEPTION 'no updates specified'
+                USING ERRCODE = 'internal_error',
+                      HINT = 'You must specify at least one job attribute to change when calling alter_job';
         END IF;
         UPDATE cron.job j
         SET schedule = coalesce(alter_job.schedule, j.schedule),
@@ -493,9 +563,9 @@ BEGIN
             database = coalesce(alter_job.database, j.database),
             username = coalesce(alter_job.username, j.username),
             active = coalesce(alter_job.active, j.active)
-        WHERE j.jobid = job_id AND (is_superuser OR j.username = current_user);
+        WHERE j.jobid = job_id AND (is_superuser OR j.username = caller);
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'Job % does not exist or you don''t own it', job_id;
+            RAISE EXCEPTION 'Job % does not exist or you don''t own it', job_id USING ERRCODE = 'internal_error';
         END IF;
     END
     $fn$;
@@ -505,19 +575,33 @@ BEGIN
     -- As in pg_cron: an admin decides who may use these two.
     REVOKE ALL ON FUNCTION cron.alter_job(bigint, text, text, text, text, boolean) FROM PUBLIC;
     REVOKE ALL ON FUNCTION cron.schedule_in_database(text, text, text, text, text, boolean) FROM PUBLIC;
+    -- The helpers are not an API: only the functions above (as the owner) call them.
+    REVOKE ALL ON FUNCTION cron._caller(), cron._check_role(text), cron._check_target(text, text),
+        cron._add_job(text, text, text, text, text, text, boolean) FROM PUBLIC;
 
+    -- As in pg_cron: everyone may read cron.job and read and delete cron.job_run_details (RLS: their own rows);
+    -- cron.job changes only through the functions above. The runtime records runs and ticks (as
+    -- tripsage_automation, or as service_role, which bypasses RLS), and reads the per-job options.
     GRANT USAGE ON SCHEMA cron TO service_role, tripsage_automation;
-    GRANT SELECT, INSERT, UPDATE, DELETE ON cron.job TO PUBLIC;
+    GRANT SELECT ON cron.job TO PUBLIC;
     GRANT SELECT, DELETE ON cron.job_run_details TO PUBLIC;
-    GRANT SELECT, USAGE ON SEQUENCE cron.jobid_seq TO PUBLIC;
-    GRANT SELECT ON SEQUENCE cron.runid_seq TO PUBLIC;
-    -- The runtime records runs and ticks (as tripsage_automation, or as service_role, which bypasses RLS).
-    GRANT ALL ON ALL TABLES IN SCHEMA cron TO service_role, tripsage_automation;
-    GRANT ALL ON ALL SEQUENCES IN SCHEMA cron TO service_role, tripsage_automation;
+    GRANT SELECT ON SEQUENCE cron.jobid_seq, cron.runid_seq TO PUBLIC;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON cron.job_run_details, cron.job_tick, cron.job_option
+        TO service_role, tripsage_automation;
+    GRANT USAGE ON SEQUENCE cron.runid_seq TO service_role, tripsage_automation;
     GRANT EXECUTE ON FUNCTION cron.alter_job(bigint, text, text, text, text, boolean),
         cron.schedule_in_database(text, text, text, text, text, boolean) TO service_role, tripsage_automation;
 END
 $cron$;
+
+-- The role the maintenance jobs run as on the emulation (see "Least privilege" below).
+DO $maintenance_role$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tripsage_maintenance') THEN
+        CREATE ROLE tripsage_maintenance NOLOGIN NOINHERIT;
+    END IF;
+END
+$maintenance_role$;
 
 -- The maintenance jobs. Each is SECURITY DEFINER with an empty search_path (every name qualified), revoked from
 -- PUBLIC, executable by service_role and the runtime's role, and returns what it did.
@@ -525,61 +609,62 @@ $cron$;
 -- cleanup-expired-search-cache: a procedure, so each batch commits on its own and no writer waits on more than
 -- one batch's row locks (CALL it outside an explicit transaction, as pg_cron and the runtime do). Rows a writer
 -- holds are skipped, not waited for; the next run takes them.
--- It runs as its caller (PostgreSQL forbids COMMIT in a SECURITY DEFINER procedure or one with SET clauses), so
--- every name in it is qualified.
+-- PostgreSQL forbids COMMIT in a SECURITY DEFINER procedure (or one with SET clauses), so the procedure runs as its
+-- caller and each batch is one call of the SECURITY DEFINER function below: the caller needs EXECUTE on both,
+-- not privileges on the tables (so the job works as tripsage_maintenance).
+CREATE FUNCTION maintenance.delete_expired_search_cache_batch(p_table text, p_batch_size integer) RETURNS integer
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = ''
+    AS $$
+DECLARE
+    deleted integer;
+BEGIN
+    IF p_table = 'search_destinations' THEN
+        DELETE FROM public.search_destinations WHERE id IN (
+            SELECT id FROM public.search_destinations WHERE expires_at < now()
+            LIMIT p_batch_size FOR UPDATE SKIP LOCKED);
+    ELSIF p_table = 'search_flights' THEN
+        DELETE FROM public.search_flights WHERE id IN (
+            SELECT id FROM public.search_flights WHERE expires_at < now()
+            LIMIT p_batch_size FOR UPDATE SKIP LOCKED);
+    ELSIF p_table = 'search_hotels' THEN
+        DELETE FROM public.search_hotels WHERE id IN (
+            SELECT id FROM public.search_hotels WHERE expires_at < now()
+            LIMIT p_batch_size FOR UPDATE SKIP LOCKED);
+    ELSIF p_table = 'search_activities' THEN
+        DELETE FROM public.search_activities WHERE id IN (
+            SELECT id FROM public.search_activities WHERE expires_at < now()
+            LIMIT p_batch_size FOR UPDATE SKIP LOCKED);
+    ELSE
+        RAISE EXCEPTION 'not a search cache table: %', p_table USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    GET DIAGNOSTICS deleted = ROW_COUNT;
+    RETURN deleted;
+END
+$$;
+
 CREATE PROCEDURE maintenance.cleanup_expired_search_cache(p_batch_size integer DEFAULT 1000,
                                                           INOUT deleted jsonb DEFAULT NULL)
     LANGUAGE plpgsql
     AS $$
 DECLARE
+    cache_table text;
     batch integer;
-    counts jsonb := '{}';
     total bigint;
+    counts jsonb := '{}';
 BEGIN
-    total := 0;
+    FOREACH cache_table IN ARRAY ARRAY['search_destinations', 'search_flights', 'search_hotels', 'search_activities']
     LOOP
-        DELETE FROM public.search_destinations WHERE id IN (
-            SELECT id FROM public.search_destinations WHERE expires_at < now()
-            LIMIT p_batch_size FOR UPDATE SKIP LOCKED);
-        GET DIAGNOSTICS batch = ROW_COUNT;
-        total := total + batch;
-        COMMIT;
-        EXIT WHEN batch < p_batch_size;
+        total := 0;
+        LOOP
+            batch := maintenance.delete_expired_search_cache_batch(cache_table, p_batch_size);
+            total := total + batch;
+            COMMIT;
+            EXIT WHEN batch < p_batch_size;
+        END LOOP;
+        counts := counts || jsonb_build_object(cache_table, total);
     END LOOP;
-    counts := counts || jsonb_build_object('search_destinations', total);
-    total := 0;
-    LOOP
-        DELETE FROM public.search_flights WHERE id IN (
-            SELECT id FROM public.search_flights WHERE expires_at < now()
-            LIMIT p_batch_size FOR UPDATE SKIP LOCKED);
-        GET DIAGNOSTICS batch = ROW_COUNT;
-        total := total + batch;
-        COMMIT;
-        EXIT WHEN batch < p_batch_size;
-    END LOOP;
-    counts := counts || jsonb_build_object('search_flights', total);
-    total := 0;
-    LOOP
-        DELETE FROM public.search_hotels WHERE id IN (
-            SELECT id FROM public.search_hotels WHERE expires_at < now()
-            LIMIT p_batch_size FOR UPDATE SKIP LOCKED);
-        GET DIAGNOSTICS batch = ROW_COUNT;
-        total := total + batch;
-        COMMIT;
-        EXIT WHEN batch < p_batch_size;
-    END LOOP;
-    counts := counts || jsonb_build_object('search_hotels', total);
-    total := 0;
-    LOOP
-        DELETE FROM public.search_activities WHERE id IN (
-            SELECT id FROM public.search_activities WHERE expires_at < now()
-            LIMIT p_batch_size FOR UPDATE SKIP LOCKED);
-        GET DIAGNOSTICS batch = ROW_COUNT;
-        total := total + batch;
-        COMMIT;
-        EXIT WHEN batch < p_batch_size;
-    END LOOP;
-    deleted := counts || jsonb_build_object('search_activities', total);
+    deleted := counts;
 END
 $$;
 
@@ -826,6 +911,38 @@ GRANT EXECUTE ON FUNCTION maintenance.archive_old_session_memories(interval, int
     maintenance.cleanup_job_run_details(interval)
     TO service_role, tripsage_automation;
 
+-- Least privilege for the maintenance jobs: on the emulation they belong to tripsage_maintenance, a NOLOGIN role
+-- that holds only what the jobs need (EXECUTE on the maintenance functions, and from PostgreSQL 17 MAINTAIN on the
+-- tables vacuum-maintenance names) and that the runtime's tripsage_automation may become (SET ROLE), so the jobs run
+-- whether the runtime connects as a superuser or as tripsage_automation. Before PostgreSQL 17 only a table's owner
+-- may VACUUM it, so there vacuum-maintenance stays with the deploying user (docs/scheduler.md).
+-- The deploying user becomes a member too: a runtime connected as a database owner that is not a superuser (RDS,
+-- Cloud SQL) needs it to SET ROLE, and the role holds nothing that user does not own.
+GRANT tripsage_maintenance TO tripsage_automation;
+GRANT tripsage_maintenance TO CURRENT_USER;
+GRANT USAGE ON SCHEMA maintenance TO tripsage_maintenance;
+REVOKE ALL ON FUNCTION maintenance.delete_expired_search_cache_batch(text, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION maintenance.delete_expired_search_cache_batch(text, integer)
+    TO service_role, tripsage_automation, tripsage_maintenance;
+GRANT EXECUTE ON PROCEDURE maintenance.cleanup_expired_search_cache(integer, jsonb) TO tripsage_maintenance;
+GRANT EXECUTE ON FUNCTION maintenance.archive_old_session_memories(interval, integer),
+    maintenance.update_table_statistics(), maintenance.monitor_expiring_api_keys(interval),
+    maintenance.archive_completed_trips(interval), maintenance.generate_memory_embeddings(integer),
+    maintenance.monitor_database_health(), maintenance.cleanup_job_run_details(interval),
+    maintenance.cleanup_system_metrics(interval)
+    TO tripsage_maintenance;
+DO $maintain$
+BEGIN
+    IF current_setting('server_version_num')::integer >= 170000 THEN
+        EXECUTE 'GRANT MAINTAIN ON TABLE public.trips, public.trip_collaborators, public.itinerary_items, '
+                'public.flights, public.accommodations, public.bookings, public.chat_sessions, public.chat_messages, '
+                'public.memories, public.session_memories, public.search_destinations, public.search_flights, '
+                'public.search_hotels, public.search_activities, public.api_keys, public.notifications '
+                'TO tripsage_maintenance';
+    END IF;
+END
+$maintain$;
+
 -- The seed's SQL API over cron.job, with jobname; the same on native pg_cron and on the emulation.
 CREATE FUNCTION public.list_scheduled_jobs()
     RETURNS TABLE (jobid bigint, jobname text, schedule text, command text, nodename text, nodeport integer,
@@ -876,3 +993,20 @@ SELECT cron.schedule('generate-memory-embeddings', '*/30 * * * *',
 SELECT cron.schedule('monitor-database-health', '*/5 * * * *', 'SELECT maintenance.monitor_database_health()');
 SELECT cron.schedule('cleanup-job-run-details', '15 * * * *', 'SELECT maintenance.cleanup_job_run_details()');
 SELECT cron.schedule('cleanup-system-metrics', '45 * * * *', 'SELECT maintenance.cleanup_system_metrics()');
+
+-- On the emulation, the maintenance jobs of the deploying user go to tripsage_maintenance (vacuum-maintenance only
+-- from PostgreSQL 17, see above). Native pg_cron keeps them as they are.
+DO $maintenance_jobs$
+BEGIN
+    IF obj_description((SELECT oid FROM pg_namespace WHERE nspname = 'cron'), 'pg_namespace')
+       IS DISTINCT FROM 'tripsage emulation of pg_cron 1.6' THEN
+        RETURN;
+    END IF;
+    UPDATE cron.job SET username = 'tripsage_maintenance'
+    WHERE username = current_user
+      AND (jobname IN ('cleanup-expired-search-cache', 'archive-old-session-memories', 'update-table-statistics',
+                       'monitor-expiring-api-keys', 'archive-completed-trips', 'generate-memory-embeddings',
+                       'monitor-database-health', 'cleanup-job-run-details', 'cleanup-system-metrics')
+           OR (jobname = 'vacuum-maintenance' AND current_setting('server_version_num')::integer >= 170000));
+END
+$maintenance_jobs$;

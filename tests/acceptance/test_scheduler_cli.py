@@ -29,10 +29,10 @@ def exercise(url: str) -> None:
     ran = jobs(url, "run", "monitor-database-health", "--json")
     assert ran.returncode == 0, ran.stderr
     result = json.loads(ran.stdout)
-    assert result["status"] == "succeeded" and result["message"] == "SELECT 1"
+    assert result["status"] == "succeeded" and result["message"] == "1 row"  # pg_cron's return_message
     history = json.loads(jobs(url, "history", "monitor-database-health", "--json", "--limit", "1").stdout)
     assert [(h["runid"], h["status"], h["return_message"]) for h in history] == [
-        (result["runid"], "succeeded", "SELECT 1")
+        (result["runid"], "succeeded", "1 row")
     ]
 
     assert jobs(url, "pause", "monitor-database-health").returncode == 0
@@ -57,7 +57,7 @@ def test_jobs_cli_on_the_emulation(database: str) -> None:
         conn.execute("SELECT cron.schedule('broken', '@daily', 'SELECT 1/0')")
     failed = jobs(database, "run", "broken", "--json")
     assert failed.returncode == 1
-    assert json.loads(failed.stdout)["message"] == "division by zero"
+    assert json.loads(failed.stdout)["message"] == "ERROR:  division by zero\n"
     with psycopg.connect(database) as conn:
         recorded = conn.execute(
             "SELECT t.outcome FROM cron.job_tick t JOIN cron.job j USING (jobid) WHERE j.jobname = 'broken'"
@@ -81,3 +81,15 @@ def test_bad_schedule_is_a_clear_error(embedded_database: str, schedule: str) ->
     ):
         conn.execute("SELECT cron.schedule('x', %s, 'SELECT 1')", (schedule,))
     assert error.value.diag.message_primary == f"invalid schedule: {schedule}"
+
+
+@pytest.mark.parametrize("command", [("serve",), ("jobs", "list")])
+def test_a_mistyped_timezone_stops_the_start_with_one_line(command: tuple[str, ...], tmp_path: object) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
+    env.update({"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none", "TRIPSAGE_CRON_TIMEZONE": "Europe/Berln"})
+    result = run_tripsage(*command, env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid settings: TRIPSAGE_CRON_TIMEZONE: unknown time zone 'Europe/Berln' "
+        "(use an IANA name such as UTC or Europe/Berlin)"
+    ]

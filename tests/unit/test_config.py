@@ -64,3 +64,13 @@ def test_embedding_dimension_is_validated(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("TRIPSAGE_EMBEDDING_DIM", "4096")
     with pytest.raises(ConfigurationError, match="between 1 and 2000"):
         load_settings()
+
+
+def test_a_mistyped_cron_timezone_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(data_dir=tmp_path, cron_timezone="Europe/Berln")
+    assert str(error.value) == (
+        "invalid settings: TRIPSAGE_CRON_TIMEZONE: unknown time zone 'Europe/Berln' "
+        "(use an IANA name such as UTC or Europe/Berlin)"
+    )
+    assert load_settings(data_dir=tmp_path, cron_timezone="America/New_York").cron_timezone == "America/New_York"

@@ -8,13 +8,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tripsage import queries_for
 from tripsage.cli_support import emit, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
 from tripsage.scheduler import cron
-from tripsage.scheduler.component import run_now
+from tripsage.scheduler.component import run_now, schedule_timezone
 
 Q = queries_for("tripsage.scheduler")
 app = typer.Typer(help="Scheduled jobs (pg_cron, native or emulated).", no_args_is_help=True)
@@ -36,8 +37,12 @@ async def _job(db: Database, name: str) -> dict[str, Any]:
 @app.command("list")
 def list_jobs(as_json: JsonOption = False) -> None:
     """Every scheduled job with its last run and its next run."""
-    timezone = load_settings().cron_timezone
-    rows = with_db(lambda db: db.fetch_all(Q["list_jobs"]))
+    settings = load_settings()
+
+    async def work(db: Database) -> tuple[str, list[dict[str, Any]]]:
+        return await schedule_timezone(settings, db), await db.fetch_all(Q["list_jobs"])
+
+    timezone, rows = with_db(work)
     now = dt.datetime.now(dt.UTC)
     for row in rows:
         row["next_run"] = cron.next_run(row["schedule"], now, timezone) if row["active"] else None
@@ -75,7 +80,8 @@ def run(name: NameArgument, as_json: JsonOption = False) -> None:
         print(json.dumps(result))
     else:
         colour = "green" if result["status"] == "succeeded" else "red"
-        console.print(f"{name}: run {result['runid']} [{colour}]{result['status']}[/]: {result['message']}")
+        message = escape(str(result["message"]).rstrip())  # pg_cron's return_message ends an error with a newline
+        console.print(f"{name}: run {result['runid']} [{colour}]{result['status']}[/]: {message}")
     if result["status"] != "succeeded":
         raise typer.Exit(1)
 

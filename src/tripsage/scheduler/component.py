@@ -26,14 +26,16 @@ import psycopg
 from starlette.routing import BaseRoute
 
 from tripsage import queries_for
+from tripsage.config import check_timezone
 from tripsage.db import supabase_vault, vault
 from tripsage.db.connector import Database, connect, listen
-from tripsage.exceptions import ConfigurationError, TripSageError
+from tripsage.exceptions import ConfigurationError, InsufficientPrivilege, TripSageError
 from tripsage.scheduler import cron
 from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open_session
 from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
+    from tripsage.config import Settings
     from tripsage.server import Runtime
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class SchedulerComponent:
         self.runs_started = 0
         self.ticks_skipped = 0
         self.last_error: str | None = None
+        self.timezone = "UTC"  # of the schedules: TRIPSAGE_CRON_TIMEZONE, else the server's cron.timezone
         self._runtime: Runtime | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,6 +86,7 @@ class SchedulerComponent:
             self._vault_key = supabase_vault.session_key(vault.keyring(runtime.settings))
         except ConfigurationError as error:  # jobs then read no Vault secret, with the error that says why
             log.warning("scheduler: jobs get no Vault key: %s", error)
+        self.timezone = await schedule_timezone(runtime.settings, runtime.database)
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
             asyncio.create_task(self._lead(), name="scheduler-leader"),
@@ -121,6 +125,7 @@ class SchedulerComponent:
             "running": len(self._running),
             "runs_started": self.runs_started,
             "ticks_skipped": self.ticks_skipped,
+            "timezone": self.timezone,
             "last_error": self.last_error,
         }
 
@@ -152,6 +157,10 @@ class SchedulerComponent:
             except (psycopg.Error, TripSageError) as error:
                 self.last_error = str(error)
                 log.warning("scheduler: leadership lost or failed (%s)", error)
+                await asyncio.sleep(ERROR_BACKOFF)
+            except Exception as error:  # a bug must not end the leader task silently: say it, then lead again
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.exception("scheduler: the leader failed unexpectedly")
                 await asyncio.sleep(ERROR_BACKOFF)
             finally:
                 self.leader = False
@@ -259,7 +268,7 @@ class SchedulerComponent:
         cursor = self._cursor.get(job.jobid)
         if parsed.reboot or cursor is None:
             return [], None
-        tz = self.runtime.settings.cron_timezone
+        tz = self.timezone
         due: list[datetime] = []
         while True:
             tick = cron.next_tick(parsed, cursor, tz)
@@ -277,7 +286,7 @@ class SchedulerComponent:
         parsed = self._parsed(job)
         if parsed.reboot or cursor is None:
             return None
-        return cron.next_tick(parsed, cursor, self.runtime.settings.cron_timezone)
+        return cron.next_tick(parsed, cursor, self.timezone)
 
     async def _skip(self, job: Job, tick: datetime) -> None:
         await self.runtime.database.execute(Q["skip_tick"], {"jobid": job.jobid, "tick": tick})
@@ -382,6 +391,29 @@ class SchedulerComponent:
         finally:
             if self._running.get(job.jobid) is asyncio.current_task():
                 del self._running[job.jobid]
+
+
+async def schedule_timezone(settings: Settings, db: Database) -> str:
+    """The zone of the schedules: TRIPSAGE_CRON_TIMEZONE when set, else pg_cron's cron.timezone when the server has
+    one, else UTC. An unknown zone is one line (at start, instead of a leader task dying at its first tick)."""
+    if "cron_timezone" in settings.model_fields_set:
+        return settings.cron_timezone
+    try:
+        server = await db.fetch_value(Q["cron_timezone_setting"])
+    except InsufficientPrivilege:
+        # A preloaded pg_cron (1.5+) shows cron.timezone only to superusers and pg_read_all_settings.
+        log.warning(
+            "scheduler: cannot read the server's cron.timezone (needs pg_read_all_settings); using %s; "
+            "set TRIPSAGE_CRON_TIMEZONE",
+            settings.cron_timezone,
+        )
+        return settings.cron_timezone
+    if server is None:
+        return settings.cron_timezone
+    try:
+        return check_timezone(str(server), "cron.timezone (the database server's setting)")
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 async def run_now(db: Database, base_url: str, name: str, default_timeout_s: float = 600.0) -> dict[str, Any]:

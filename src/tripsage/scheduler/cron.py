@@ -88,7 +88,8 @@ class Schedule:
         return self.day_matches(local)
 
     def day_matches(self, local: datetime) -> bool:
-        tomorrow = (local + timedelta(days=1)).day
+        # pg_cron's "last day of the month": the same instant 24 hours of absolute time later is on a 1st.
+        tomorrow = (local.astimezone(UTC) + timedelta(hours=24)).astimezone(local.tzinfo).day
         this_dom = local.day in self.days or (self.last_dom and tomorrow == 1)
         this_dow = (local.isoweekday() % 7) in self.weekdays
         if self.dom_star or self.dow_star:
@@ -379,19 +380,39 @@ def next_tick(schedule: Schedule, after: datetime, tz: str = "UTC") -> datetime 
     zone = ZoneInfo(tz)
     moment = after.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     limit = moment + timedelta(days=SEARCH_LIMIT_DAYS)
+    # pg_cron's rule (ShouldRunTask): each minute of absolute time runs the jobs its wall-clock time matches. So a
+    # time in the missing hour of spring never comes (the job skips that day), and one in the repeated hour of
+    # autumn comes twice (the job runs at both). The search skips ahead by wall-clock arithmetic, which holds only
+    # while the UTC offset stays the same; _advance stops at an offset change, so no minute is jumped over.
     while moment <= limit:
         local = moment.astimezone(zone)
         if local.month not in schedule.months or not schedule.day_matches(local):
-            moment += timedelta(minutes=(24 - local.hour) * 60 - local.minute)  # next local midnight
-            continue
-        if local.hour not in schedule.hours:
-            moment += timedelta(minutes=60 - local.minute)
-            continue
-        if local.minute not in schedule.minutes:
-            moment += timedelta(minutes=1)
-            continue
-        return moment
+            skip = 24 * 60 - (local.hour * 60 + local.minute)  # to the next local midnight
+        elif local.hour not in schedule.hours:
+            skip = 60 - local.minute  # to the next local hour
+        elif local.minute in schedule.minutes:
+            return moment
+        else:
+            later = [minute for minute in schedule.minutes if minute > local.minute]
+            skip = (min(later) if later else 60) - local.minute
+        moment = _advance(moment, skip, zone)
     return None
+
+
+def _advance(moment: datetime, minutes: int, zone: ZoneInfo) -> datetime:
+    """`moment` plus `minutes`, or the first minute after it at which the UTC offset of `zone` changes, if sooner."""
+    target = moment + timedelta(minutes=minutes)
+    offset = moment.astimezone(zone).utcoffset()
+    if minutes <= 1 or target.astimezone(zone).utcoffset() == offset:
+        return target
+    low, high = 0, minutes  # the offset is unchanged after `low` minutes and changed after `high`
+    while high - low > 1:
+        middle = (low + high) // 2
+        if (moment + timedelta(minutes=middle)).astimezone(zone).utcoffset() == offset:
+            low = middle
+        else:
+            high = middle
+    return moment + timedelta(minutes=high)
 
 
 def next_run(schedule: str, after: datetime, tz: str = "UTC") -> datetime | None:

@@ -7,6 +7,10 @@ SELECT CASE
     ELSE 'missing'
 END AS mode;
 
+-- name: cron_timezone_setting
+-- pg_cron's cron.timezone where the server has it (a preloaded pg_cron, or a placeholder set in the configuration).
+SELECT nullif(current_setting('cron.timezone', true), '') AS timezone;
+
 -- name: try_leadership
 SELECT pg_try_advisory_lock(%(key)s) AS leader;
 
@@ -32,6 +36,8 @@ SELECT pg_postmaster_start_time() AS started;
 -- Runs left unfinished by a leader that is gone (not this process's own, still running after it re-took the lock):
 -- marked failed as pg_cron does at startup, and their backends
 -- (if still alive, e.g. a long statement whose client was killed) terminated so they cannot overlap a new run.
+-- Only a job's own connection is terminated (by its application_name): job_pid is written by whoever may write
+-- cron.job_run_details, and must not let them end someone else's session.
 WITH marked AS (
     UPDATE cron.job_run_details
     SET status = 'failed', return_message = 'server restarted', end_time = clock_timestamp()
@@ -41,7 +47,8 @@ WITH marked AS (
 SELECT m.runid, m.job_pid,
        CASE WHEN a.pid IS NOT NULL AND (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user)
             THEN pg_terminate_backend(a.pid) ELSE false END AS terminated
-FROM marked m LEFT JOIN pg_stat_activity a ON a.pid = m.job_pid AND a.backend_type = 'client backend';
+FROM marked m LEFT JOIN pg_stat_activity a ON a.pid = m.job_pid AND a.backend_type = 'client backend'
+    AND a.application_name IN ('tripsage-scheduler-job', 'tripsage-jobs-run');
 
 -- name: claim_ticks
 -- Exactly once per (job, tick) across replicas: the tick's primary key decides; each claimed tick's run row is

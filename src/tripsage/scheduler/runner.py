@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 
 from tripsage import queries_for
 from tripsage.db import supabase_vault
@@ -100,6 +100,18 @@ async def open_session(
     return conn
 
 
+def return_message(cursor: psycopg.AsyncCursor[Any]) -> str:
+    """pg_cron's return_message of a command that succeeded, from its last result: the command tag of a command
+    (`INSERT 0 2`, `VACUUM`, `CALL`), `N row`/`N rows` of a query (`1 row`; an empty command: `0 rows`)."""
+    while cursor.nextset():
+        pass
+    result = cursor.pgresult
+    if result is not None and result.status == pq.ExecStatus.COMMAND_OK:
+        return cursor.statusmessage or ""
+    count = result.ntuples if result is not None else 0
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
 async def close_quietly(conn: Session) -> None:
     try:
         await conn.close()
@@ -135,10 +147,14 @@ async def execute(
             cursor = await conn.execute(job.command.encode())
         finally:
             await started
-        status, message = "succeeded", cursor.statusmessage or ""
+        status, message = "succeeded", return_message(cursor)
     except psycopg.Error as error:
-        # PostgreSQL's own message, as pg_cron records it.
-        message = error.diag.message_primary or str(error).strip() or type(error).__name__
+        # libpq's text of the error, as pg_cron records it (PQresultErrorMessage: "ERROR:  ...", with any DETAIL,
+        # HINT and CONTEXT lines); PostgreSQL's message when there is no result (the connection failed).
+        if error.pgresult is not None and error.pgresult.error_message:
+            message = error.pgresult.error_message.decode(conn.info.encoding if conn else "utf-8", "replace")
+        else:
+            message = error.diag.message_primary or str(error).strip() or type(error).__name__
     except (TripSageError, PermissionError) as error:
         message = str(error)
     finally:

@@ -170,9 +170,9 @@ def test_named_schedule_is_an_upsert_and_unschedule_reports_unknown_jobs(databas
         anonymous = conn.execute("SELECT cron.schedule('30 seconds', 'SELECT 3')").fetchone()
         assert anonymous is not None
         assert conn.execute("SELECT cron.unschedule(%s)", (anonymous[0],)).fetchone() == (True,)
-        with pytest.raises(psycopg.errors.RaiseException, match="could not find valid entry for job 'nope'"):
+        with pytest.raises(psycopg.errors.InternalError, match="could not find valid entry for job 'nope'"):
             conn.execute("SELECT cron.unschedule('nope')")
-        with pytest.raises(psycopg.errors.RaiseException, match="could not find valid entry for job 999999"):
+        with pytest.raises(psycopg.errors.InternalError, match="could not find valid entry for job 999999"):
             conn.execute("SELECT cron.unschedule(999999::bigint)")
         with pytest.raises(psycopg.errors.InvalidParameterValue, match=r"^invalid schedule: \* \* \*\n") as error:
             conn.execute("SELECT cron.schedule('bad', '* * *', 'SELECT 1')")
@@ -188,11 +188,11 @@ def test_alter_job_and_schedule_in_database(database: str) -> None:
         conn.execute("SELECT cron.alter_job(%s, schedule := '0 0 * * *', active := false)", (jobid,))
         row = conn.execute("SELECT schedule, command, active FROM cron.job WHERE jobid = %s", (jobid,)).fetchone()
         assert row == ("0 0 * * *", "SELECT 1", False)
-        with pytest.raises(psycopg.errors.RaiseException, match="no updates specified"):
+        with pytest.raises(psycopg.errors.InternalError, match="no updates specified"):
             conn.execute("SELECT cron.alter_job(%s)", (jobid,))
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="invalid schedule: nope"):
             conn.execute("SELECT cron.alter_job(%s, schedule := 'nope')", (jobid,))
-        with pytest.raises(psycopg.errors.RaiseException, match="Job 424242 does not exist or you don't own it"):
+        with pytest.raises(psycopg.errors.InternalError, match="Job 424242 does not exist or you don't own it"):
             conn.execute("SELECT cron.alter_job(424242, active := true)")
         dbname = conn.info.dbname
         other = conn.execute(
@@ -200,7 +200,7 @@ def test_alter_job_and_schedule_in_database(database: str) -> None:
         ).fetchone()
         assert other is not None
         assert conn.execute("SELECT database FROM cron.job WHERE jobid = %s", (other[0],)).fetchone() == ("postgres",)
-        with pytest.raises(psycopg.errors.RaiseException, match='role "service_role" can not log in'):
+        with pytest.raises(psycopg.errors.InternalError, match='role "service_role" can not log in'):
             conn.execute("SELECT cron.schedule_in_database('x', '@daily', 'SELECT 1', %s, 'service_role')", (dbname,))
         # Like pg_cron, alter_job and schedule_in_database are not for everyone.
         conn.execute("CREATE ROLE cron_probe_user LOGIN")
@@ -223,7 +223,7 @@ def test_users_see_and_change_only_their_own_jobs(database: str) -> None:
             (mine,) = conn.execute("SELECT cron.schedule('mine', '@hourly', 'SELECT 1')").fetchone() or (0,)
             names = [r[0] for r in conn.execute("SELECT jobname FROM cron.job").fetchall()]
             assert names == ["mine"]
-            with pytest.raises(psycopg.errors.RaiseException, match="could not find valid entry"):
+            with pytest.raises(psycopg.errors.InternalError, match="could not find valid entry"):
                 conn.execute("SELECT cron.unschedule('admin-job')")
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute("INSERT INTO cron.job (schedule, command, username) VALUES ('@daily', 'x', 'postgres')")

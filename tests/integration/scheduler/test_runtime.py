@@ -10,10 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
+from psycopg import sql
 
 from tests import servers
 from tests.runtime import running_runtime, runtime_settings
+from tripsage.exceptions import ConfigurationError
 from tripsage.scheduler.component import SchedulerComponent
+from tripsage.server import Runtime
 
 DEADLINE = 30.0  # seconds: generous, for a loaded CI machine; never a timing assertion
 
@@ -66,7 +70,7 @@ async def test_second_jobs_run_once_per_tick_and_failures_are_recorded(database:
         assert scheduler(running).health()["leader"] is True
     good = history(database, "every-second")
     assert {(s, m) for s, m, _, _ in good} == {("succeeded", "INSERT 0 1")}
-    assert {(s, m) for s, m, _, _ in history(database, "broken")} == {("failed", "division by zero")}
+    assert {(s, m) for s, m, _, _ in history(database, "broken")} == {("failed", "ERROR:  division by zero\n")}
     ticks = rows(
         database,
         "SELECT t.tick, t.outcome, t.runid FROM cron.job_tick t JOIN cron.job j USING (jobid) "
@@ -123,7 +127,7 @@ async def test_statement_timeout_vacuum_and_username(embedded_database: str, tmp
 
             await eventually(all_ran, "each job once")
             execute(url, "UPDATE cron.job SET active = false WHERE jobname = 'as-owner'")
-        assert history(url, "too-slow")[0][:2] == ("failed", "canceling statement due to statement timeout")
+        assert history(url, "too-slow")[0][:2] == ("failed", "ERROR:  canceling statement due to statement timeout\n")
         assert history(url, "vacuum")[0][:2] == ("succeeded", "VACUUM")
         assert {r[0] for r in rows(url, "SELECT name FROM public.who_ran")} == {"cron_job_owner"}
         assert rows(url, "SELECT DISTINCT username FROM cron.job_run_details WHERE command LIKE 'INSERT%%'") == [
@@ -194,3 +198,87 @@ async def test_disabled_by_setting(embedded_database: str, tmp_path: Path) -> No
         health = scheduler(running).health()
     assert health["mode"] == "disabled" and health["emulated"] is False
     assert history(embedded_database, "never") == []
+
+
+async def test_the_servers_cron_timezone_is_used_and_checked(database: str, tmp_path: Path) -> None:
+    # pg_cron's cron.timezone, where the server has one, when TRIPSAGE_CRON_TIMEZONE is not set (here a placeholder
+    # set on the database: the system server's preloaded pg_cron 1.4.2 predates the setting); a zone Python does
+    # not know stops the start.
+    dbname = rows(database, "SELECT current_database()")[0][0]
+
+    def set_cron_timezone(zone: str) -> None:
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(sql.SQL("ALTER DATABASE {} SET cron.timezone = {}").format(sql.Identifier(dbname), zone))
+
+    async with running_runtime(runtime_settings(tmp_path), database) as running:
+        assert scheduler(running).health()["timezone"] == "UTC"
+    set_cron_timezone("Europe/Berlin")
+    async with running_runtime(runtime_settings(tmp_path), database) as running:
+        assert scheduler(running).health()["timezone"] == "Europe/Berlin"
+    async with running_runtime(runtime_settings(tmp_path, cron_timezone="Asia/Tokyo"), database) as running:
+        assert scheduler(running).health()["timezone"] == "Asia/Tokyo"
+    set_cron_timezone("Europe/Berln")
+    # The scheduler alone: the other components are not meant to be stopped after a failed start.
+    runtime = Runtime(settings=runtime_settings(tmp_path), database_url=database, components=[SchedulerComponent()])
+    try:
+        with pytest.raises(ConfigurationError, match=r"^cron.timezone \(the database server's setting\): unknown"):
+            await runtime.start()
+    finally:
+        await runtime.stop()
+
+
+async def test_a_forged_run_cannot_get_another_session_terminated(database: str, tmp_path: Path) -> None:
+    # service_role may write cron.job_run_details (the runtime records runs as it). A row it forges as 'running'
+    # with the pid of someone else's session is marked failed by a new leader, but that session is not a job's
+    # connection, so the leader (a superuser here) must not terminate it.
+    url = database
+    with psycopg.connect(url, autocommit=True) as victim:
+        (pid,) = victim.execute("SELECT pg_backend_pid()").fetchone() or (0,)
+        with psycopg.connect(url, autocommit=True) as forger:
+            forger.execute("SET ROLE service_role")
+            forger.execute(
+                "INSERT INTO cron.job_run_details (status, start_time, job_pid, username) "
+                "VALUES ('running', now(), %s, 'service_role')",
+                (pid,),
+            )
+        async with running_runtime(runtime_settings(tmp_path), url):
+            await eventually(
+                lambda: _async(
+                    rows(url, "SELECT status FROM cron.job_run_details WHERE job_pid = %s", (pid,)) == [("failed",)]
+                ),
+                "the forged run marked failed",
+            )
+        assert victim.execute("SELECT 1").fetchone() == (1,)
+
+
+async def test_return_messages_are_pg_cron_s(database: str, tmp_path: Path) -> None:
+    # pg_cron (src/pg_cron.c, ProcessQueryResult) records the last result of a command: a command's tag, "N row(s)"
+    # for a query, and libpq's text of an error (PQresultErrorMessage: "ERROR:  ...\n" with DETAIL/HINT/CONTEXT).
+    expected = {
+        "query": ("SELECT 1", ("succeeded", "1 row")),
+        "empty-query": ("SELECT 1 WHERE false", ("succeeded", "0 rows")),
+        "queries": ("SELECT 1; SELECT 1 UNION SELECT 2", ("succeeded", "2 rows")),
+        "commands": (
+            "CREATE TEMP TABLE t (a int); INSERT INTO t VALUES (1), (2)",
+            ("succeeded", "INSERT 0 2"),
+        ),
+        "error": ("SELECT 1/0", ("failed", "ERROR:  division by zero\n")),
+        "error-details": (
+            "DO $$BEGIN RAISE EXCEPTION 'boom' USING DETAIL = 'd', HINT = 'h'; END$$",
+            (
+                "failed",
+                "ERROR:  boom\nDETAIL:  d\nHINT:  h\nCONTEXT:  PL/pgSQL function inline_code_block line 1 at RAISE\n",
+            ),
+        ),
+    }
+    for name, (command, _) in expected.items():
+        execute(database, "SELECT cron.schedule(%s, '1 seconds', %s)", (name, command))
+    async with running_runtime(runtime_settings(tmp_path), database):
+
+        async def all_ran() -> bool:
+            return all(any(h[0] in ("succeeded", "failed") for h in history(database, name)) for name in expected)
+
+        await eventually(all_ran, "each job once")
+    for name, (_, outcome) in expected.items():
+        finished = [h[:2] for h in history(database, name) if h[0] in ("succeeded", "failed")]
+        assert set(finished) == {outcome}, name
