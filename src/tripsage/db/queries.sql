@@ -106,8 +106,12 @@ SELECT pg_is_in_recovery() AS in_recovery,
        (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS in_use;
 
 -- name: vault_reader
--- Whether a role may read Vault's decrypted secrets (false where this database has no vault).
-SELECT coalesce(has_table_privilege(%(username)s, to_regclass('vault.decrypted_secrets'), 'SELECT'), false) AS reads;
+-- Whether a role may read Vault's decrypted secrets (false where this database has no vault). Read from the catalog,
+-- so a caller without USAGE on schema vault (the least-privilege runtime) gets an answer, not an error.
+SELECT coalesce((SELECT has_schema_privilege(%(username)s, n.oid, 'USAGE')
+                        AND has_table_privilege(%(username)s, c.oid, 'SELECT')
+                   FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'vault' AND c.relname = 'decrypted_secrets'), false) AS reads;
 
 -- name: vault_is_ours
 -- Whether vault.secrets is TripSage's (12_supabase.sql), not Supabase's own extension.
