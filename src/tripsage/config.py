@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     cron_statement_timeout_s: float = Field(default=600.0, gt=0, validation_alias="TRIPSAGE_CRON_STATEMENT_TIMEOUT")
     # false: this runtime never runs emulated jobs (other replicas may); e.g. for tests that count rows jobs write.
     cron_enabled: bool = Field(default=True, validation_alias="TRIPSAGE_CRON_ENABLED")
+    # Supabase's "Allow public access" off: realtime channels must be private (public joins get PrivateOnly).
+    realtime_private_only: bool = Field(default=False, validation_alias="TRIPSAGE_REALTIME_PRIVATE_ONLY")
 
     @field_validator("embedding_dim")
     @classmethod

@@ -38,6 +38,7 @@ class RealtimeComponent:
             runtime.settings.jwt_secret,
             limits=self.limits,
             metrics=runtime.metrics,
+            private_only=runtime.settings.realtime_private_only,
         )
         await self.gateway.start()
 

@@ -1,8 +1,16 @@
-"""The relay between gateways: broadcasts and presence diffs travel through PostgreSQL.
+"""The relay between gateways, and Broadcast from Database.
 
-A message goes out as NOTIFY tripsage_realtime_relay with a JSON payload; one larger than the NOTIFY limit is stored in
-tripsage_realtime.relay and only its id is notified. Every gateway (this one included) receives it; each ignores its
-own messages, which it delivered locally already.
+A client's broadcast or a presence diff is delivered to this replica's channels at once, and stored for the other
+gateways as a row of tripsage_realtime.changes (schema `tripsage_realtime`, table `relay`), which only the runtime may
+write; every gateway reads that table in commit order (postgres_changes.ChangeReader) and NOTIFY tripsage_realtime only
+wakes it. Nothing a NOTIFY carries is trusted, so no database role can reach a client with pg_notify.
+
+Broadcast from Database: a committed broadcast row of realtime.messages (realtime.send, realtime.broadcast_changes or
+an INSERT a policy allowed) is captured into the same table (schema `realtime`, table `messages`) and delivered by
+every gateway to its channels on the topic: private messages to private channels whose user may read broadcasts,
+public ones to public channels, with Supabase's frame (`meta.id` is the message id).
+
+Private and public channels of the same name never see each other's messages: every delivery matches `private`.
 """
 
 from __future__ import annotations
@@ -13,54 +21,73 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tripsage import queries_for
-from tripsage.exceptions import TripSageError
 from tripsage.realtime import protocol
 
 if TYPE_CHECKING:
+    from tripsage.realtime.channels import Channel
     from tripsage.realtime.gateway import Gateway
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.realtime")
 
-NOTIFY_LIMIT = 7900  # bytes: PostgreSQL's NOTIFY payload limit is 8000
+RELAY_KEY = ("tripsage_realtime", "relay")
+MESSAGES_KEY = ("realtime", "messages")
 
 
 async def send(gateway: Gateway, message: dict[str, Any]) -> None:
-    """Relay a message to the other gateways (NOTIFY, or the side table for a large one)."""
+    """Relay a message to the other gateways (through the table only the runtime writes)."""
     payload = message.get("payload")
     if isinstance(payload, dict) and isinstance(payload.get("binary"), bytes):
         message = {**message, "payload": {**payload, "binary": base64.b64encode(payload["binary"]).decode()}}
     text = json.dumps({**message, "origin": gateway.id}, separators=(",", ":"))
-    if len(text.encode()) <= NOTIFY_LIMIT:
-        await gateway.db.execute(Q["relay_notify"], {"payload": text})
-    else:
-        await gateway.db.execute(Q["relay_store"], {"message": text})
+    await gateway.db.execute(Q["relay"], {"message": text})
 
 
-async def receive(gateway: Gateway, payload: str) -> None:
-    try:
-        message = json.loads(payload)
-        if isinstance(message, dict) and "stored" in message and "origin" not in message:
-            stored = await gateway.db.fetch_value(Q["relay_fetch"], {"id": int(message["stored"])})
-            if stored is None:
-                return
-            message = json.loads(stored)
-    except (ValueError, TripSageError) as error:
-        log.warning("realtime relay: unreadable message (%s)", error)
-        return
+def receive(gateway: Gateway, message: Any) -> None:
+    """A relayed message read from tripsage_realtime.changes (another gateway's; this one's are skipped)."""
     if not isinstance(message, dict) or message.get("origin") == gateway.id:
         return
     topic = message.get("topic")
     if not isinstance(topic, str):
         return
+    private = message.get("private") is True
     kind = message.get("kind")
     if kind == "broadcast":
         body = message.get("payload")
         if isinstance(body, dict) and isinstance(body.get("binary"), str):
             body = {**body, "binary": base64.b64decode(body["binary"])}
-        deliver_broadcast(gateway, topic, bool(message.get("private")), body, sender=None)
+        deliver_broadcast(gateway, topic, private, body, sender=None)
     elif kind == "presence_diff":
-        deliver_presence_diff(gateway, topic, message.get("joins") or {}, message.get("leaves") or {})
+        deliver_presence_diff(gateway, topic, private, message.get("joins") or {}, message.get("leaves") or {})
+
+
+def receive_database_broadcast(gateway: Gateway, row: Any) -> int:
+    """A committed broadcast row of realtime.messages, as Supabase sends it; too large a payload is dropped."""
+    if not isinstance(row, dict) or not isinstance(row.get("topic"), str) or not isinstance(row.get("event"), str):
+        return 0
+    payload: dict[str, Any] = {"type": "broadcast", "event": row["event"], "meta": {"id": row.get("id")}}
+    if isinstance(row.get("binary"), str):
+        payload["binary"] = base64.b64decode(row["binary"])
+        size = len(payload["binary"])
+    else:
+        payload["payload"] = row.get("payload")
+        size = len(json.dumps(row.get("payload"), separators=(",", ":")).encode())
+    if size > gateway.limits.broadcast_payload_bytes:
+        log.warning("realtime: broadcast from database to %s dropped: payload of %d bytes", row["topic"], size)
+        return 0
+    return deliver_broadcast(gateway, protocol.TOPIC_PREFIX + row["topic"], row.get("private") is True, payload, None)
+
+
+def may_receive_broadcast(channel: Channel, private: bool) -> bool:
+    if channel.private != private:
+        return False
+    return not private or (channel.policies is not None and bool(channel.policies.broadcast_read))
+
+
+def may_see_presence(channel: Channel, private: bool) -> bool:
+    if channel.private != private:
+        return False
+    return not private or (channel.policies is not None and bool(channel.policies.presence_read))
 
 
 def deliver_broadcast(gateway: Gateway, topic: str, private: bool, payload: Any, sender: object | None) -> int:
@@ -69,7 +96,7 @@ def deliver_broadcast(gateway: Gateway, topic: str, private: bool, payload: Any,
     sent = 0
     binary_frame: bytes | None = None
     for channel in list(gateway.by_topic.get(topic, ())):
-        if channel.private != private or (channel is sender and not channel.broadcast_self):
+        if not may_receive_broadcast(channel, private) or (channel is sender and not channel.broadcast_self):
             continue
         if (
             channel.connection.vsn == protocol.V2
@@ -100,10 +127,12 @@ def _user_broadcast(topic: str, payload: dict[str, Any]) -> bytes:
     return protocol.encode_user_broadcast(protocol.UserBroadcast(topic, payload["event"], body, encoding, meta))
 
 
-def deliver_presence_diff(gateway: Gateway, topic: str, joins: dict[str, Any], leaves: dict[str, Any]) -> None:
+def deliver_presence_diff(
+    gateway: Gateway, topic: str, private: bool, joins: dict[str, Any], leaves: dict[str, Any]
+) -> None:
     sent = 0
     for channel in list(gateway.by_topic.get(topic, ())):
-        if channel.presence_enabled:
+        if channel.presence_enabled and may_see_presence(channel, private):
             channel.push(
                 protocol.Frame(
                     topic, protocol.PRESENCE_DIFF, {"joins": joins, "leaves": leaves}, None, channel.join_ref
