@@ -367,3 +367,35 @@ async def test_a_table_added_to_the_publication_reaches_schema_wide_subscribers_
         for sub in (before, after):
             with contextlib.suppress(Exception):
                 await sub.client.close()
+
+
+async def test_supabase_py_private_channel(runtime: RunningRuntime, admin: Database) -> None:
+    """supabase-py as the docs show it: the anon key, the user's session token, `config.private`."""
+    from supabase import acreate_client
+
+    owner, stranger = await make_user(admin), await make_user(admin)
+    trip = await make_trip(admin, owner)
+    clients = []
+    try:
+        got: dict[str, list[dict[str, Any]]] = {}
+        states: dict[str, list[RealtimeSubscribeStates]] = {}
+        for name, user in (("owner", owner), ("stranger", stranger)):
+            client = await acreate_client(runtime.base_url, anon_key())
+            clients.append(client)
+            await client.realtime.set_auth(user_token(user))
+            channel = client.channel(f"trip:{trip}", {"config": {"private": True}})
+            channel.on_broadcast("note", got.setdefault(name, []).append)
+            seen = states.setdefault(name, [])
+            await channel.subscribe(lambda state, _error, seen=seen: seen.append(state))
+        assert states["owner"][-1] == RealtimeSubscribeStates.SUBSCRIBED
+        assert states["stranger"][-1] == RealtimeSubscribeStates.CHANNEL_ERROR
+        async with admin.transaction() as conn:
+            params = {"payload": '{"x": 1}', "event": "note", "topic": f"trip:{trip}", "private": True}
+            await conn.execute(Q["realtime_send"].sql, params)
+        await eventually(lambda: bool(got["owner"]))
+        assert got["owner"][0]["payload"]["x"] == 1
+        assert got["stranger"] == []
+    finally:
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.remove_all_channels()
