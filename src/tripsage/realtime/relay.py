@@ -66,16 +66,23 @@ def receive_database_broadcast(gateway: Gateway, row: Any) -> int:
     if not isinstance(row, dict) or not isinstance(row.get("topic"), str) or not isinstance(row.get("event"), str):
         return 0
     payload: dict[str, Any] = {"type": "broadcast", "event": row["event"], "meta": {"id": row.get("id")}}
+    payload_json: str | None = None
     if isinstance(row.get("binary"), str):
         payload["binary"] = base64.b64decode(row["binary"])
         size = len(payload["binary"])
     else:
         payload["payload"] = row.get("payload")
-        size = len(json.dumps(row.get("payload"), separators=(",", ":")).encode())
+        body = json.dumps(row.get("payload"), separators=(",", ":"))
+        size = len(body.encode())
+        payload_json = (
+            f'{{"type":"broadcast","event":{json.dumps(row["event"])},"payload":{body},'
+            f'"meta":{json.dumps(payload["meta"], separators=(",", ":"))}}}'
+        )
     if size > gateway.limits.broadcast_payload_bytes:
         log.warning("realtime: broadcast from database to %s dropped: payload of %d bytes", row["topic"], size)
         return 0
-    return deliver_broadcast(gateway, protocol.TOPIC_PREFIX + row["topic"], row.get("private") is True, payload, None)
+    topic = protocol.TOPIC_PREFIX + row["topic"]
+    return deliver_broadcast(gateway, topic, row.get("private") is True, payload, None, payload_json)
 
 
 def may_receive_broadcast(channel: Channel, private: bool) -> bool:
@@ -90,26 +97,40 @@ def may_see_presence(channel: Channel, private: bool) -> bool:
     return not private or (channel.policies is not None and bool(channel.policies.presence_read))
 
 
-def deliver_broadcast(gateway: Gateway, topic: str, private: bool, payload: Any, sender: object | None) -> int:
+def deliver_broadcast(
+    gateway: Gateway,
+    topic: str,
+    private: bool,
+    payload: Any,
+    sender: object | None,
+    payload_json: str | None = None,
+) -> int:
     """Send a broadcast to this replica's channels on the topic: V2 sockets get a binary user-broadcast frame (kind
-    4), V1 sockets a `broadcast` frame (only for JSON payloads, as Supabase)."""
+    4), V1 sockets a `broadcast` frame (only for JSON payloads, as Supabase). `payload_json`: the payload already
+    serialized, if the caller has it."""
     sent = 0
     binary_frame: bytes | None = None
+    frames: dict[tuple[str, str | None], str] = {}  # serialized once per (protocol, join_ref): V1 frames are all alike
     for channel in list(gateway.by_topic.get(topic, ())):
         if not may_receive_broadcast(channel, private) or (channel is sender and not channel.broadcast_self):
             continue
-        if (
-            channel.connection.vsn == protocol.V2
-            and isinstance(payload, dict)
-            and isinstance(payload.get("event"), str)
-        ):
+        vsn = channel.connection.vsn
+        if vsn == protocol.V2 and isinstance(payload, dict) and isinstance(payload.get("event"), str):
             if binary_frame is None:
                 binary_frame = _user_broadcast(topic, payload)
             channel.connection.push_text(binary_frame)
         elif isinstance(payload, dict) and "binary" in payload:
             continue
         else:
-            channel.push(protocol.Frame(topic, protocol.BROADCAST, payload, None, channel.join_ref))
+            join_ref = channel.join_ref if vsn == protocol.V2 else None
+            frame = frames.get((vsn, join_ref))
+            if frame is None:
+                if payload_json is None:
+                    payload_json = json.dumps(payload, separators=(",", ":"))
+                frame = frames[(vsn, join_ref)] = protocol.encode_raw_push(
+                    json.dumps(topic), protocol.BROADCAST, payload_json, join_ref, vsn
+                )
+            channel.connection.push_text(frame)
         sent += 1
     if sent and gateway.metrics is not None:
         gateway.metrics.realtime_messages.labels(kind="broadcast").inc(sent)
