@@ -131,7 +131,10 @@ DECLARE
     part_name text;
     changed integer := 0;
 BEGIN
-    IF to_regclass('realtime.messages') IS NULL THEN
+    -- Only where TripSage created the table: on Supabase its Realtime server keeps the partitions.
+    IF to_regclass('realtime.messages') IS NULL
+       OR NOT pg_has_role(current_user, (SELECT c.relowner FROM pg_catalog.pg_class c
+                                         WHERE c.oid = to_regclass('realtime.messages')), 'USAGE') THEN
         RETURN 0;
     END IF;
     FOR offset_days IN -1..3 LOOP
