@@ -86,3 +86,25 @@ INSERT INTO public.itinerary_items (trip_id, title) VALUES (%(trip_id)s, %(title
 
 -- name: add_chat_session
 INSERT INTO public.chat_sessions (id, user_id) VALUES (%(id)s, %(user_id)s)
+
+-- name: count_messages
+SELECT count(*) FROM realtime.messages WHERE topic = %(topic)s
+
+-- name: add_old_partition
+CREATE TABLE realtime.messages_2020_01_01 PARTITION OF realtime.messages
+    FOR VALUES FROM ('2020-01-01') TO ('2020-01-02')
+
+-- name: message_partitions
+SELECT c.relname AS name FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = 'realtime.messages'::regclass ORDER BY 1
+
+-- name: expected_partitions
+SELECT 'messages_' || to_char((now() AT TIME ZONE 'UTC')::date + d, 'YYYY_MM_DD') AS name
+FROM generate_series(-1, 3) AS d ORDER BY 1
+
+-- name: maintain_partitions
+SELECT tripsage_realtime.maintain_message_partitions()
+
+-- name: topic_inside_probe
+-- realtime.topic() as a policy sees it.
+SELECT set_config('realtime.topic', %(topic)s, true) AS set, realtime.topic() AS topic
