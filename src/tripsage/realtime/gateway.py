@@ -279,16 +279,15 @@ class Gateway:
             for change in changes:
                 if change.key == relay.RELAY_KEY:
                     relay.receive(self, change.record)
-                    continue
-                if change.key == relay.MESSAGES_KEY:
+                elif change.key == relay.MESSAGES_KEY:
                     self.delivered += relay.receive_database_broadcast(self, change.record)
-                    continue
-                if change.key not in self.catalog.tables and change.key not in self._unknown_tables:
-                    self._unknown_tables.add(change.key)
-                    with contextlib.suppress(TripSageError):
-                        await self._reload_catalog()
-                await self._check_rls(change)
-                self.dispatch(change)
+                else:
+                    if change.key not in self.catalog.tables and change.key not in self._unknown_tables:
+                        self._unknown_tables.add(change.key)
+                        with contextlib.suppress(TripSageError):
+                            await self._reload_catalog()
+                    await self._check_rls(change)
+                    self.dispatch(change)
                 # Let the socket writers send between changes: a large read must not starve them (frames would
                 # only pile up in the queues, and every client would see a silence).
                 await asyncio.sleep(0)
