@@ -45,7 +45,7 @@ Q = queries_for("tripsage.realtime")
 
 CHANGES_CHANNEL = "tripsage_realtime"
 POLL_INTERVAL = 0.5  # seconds between reads when no NOTIFY arrives
-SYNC_INTERVAL = 5.0  # seconds between publication syncs (ALTER PUBLICATION is picked up within this)
+SYNC_INTERVAL = 5.0  # seconds between publication syncs (a fallback: the event trigger applies ALTER PUBLICATION)
 HEARTBEAT_INTERVAL = 5.0  # seconds between this gateway's liveness updates
 GATEWAY_TIMEOUT = 60.0  # seconds of silence after which a gateway is gone (and capture stops if none is left)
 RETENTION = 300.0  # seconds captured changes and relayed messages are kept
@@ -77,7 +77,7 @@ class Gateway:
         self.connections: set[Connection] = set()
         self.by_table: dict[tuple[str, str], set[Channel]] = defaultdict(set)
         self.subscribed: set[Channel] = set()  # channels whose postgres_changes bindings are live
-        self._unknown_tables: set[tuple[str, str]] = set()  # reloaded for once since the last catalog load
+        self._unknown_tables: set[tuple[str, str]] = set()  # unknown even after a reload (until the next one)
         self.by_topic: dict[str, set[Channel]] = defaultdict(set)
         self.delivered = 0
         self.last_error: str | None = None
@@ -283,9 +283,10 @@ class Gateway:
                     self.delivered += relay.receive_database_broadcast(self, change.record)
                 else:
                     if change.key not in self.catalog.tables and change.key not in self._unknown_tables:
-                        self._unknown_tables.add(change.key)
                         with contextlib.suppress(TripSageError):
                             await self._reload_catalog()
+                        if change.key not in self.catalog.tables:
+                            self._unknown_tables.add(change.key)  # not published (any more): no reload per change
                     await self._check_rls(change)
                     self.dispatch(change)
                 # Let the socket writers send between changes: a large read must not starve them (frames would
