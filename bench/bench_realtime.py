@@ -14,7 +14,8 @@ this process speaking the V1 protocol exactly as realtime-py does.
   (last arrival - first commit).
 - Broadcast from Database: the same users join the private channel `trip:<trip>` (Realtime Authorization: the read
   probe against realtime.messages' policies at each join; strangers are refused), and a row trigger on
-  itinerary_items calls `realtime.send(.., 'trip:<trip>', private => true)`; same workload.
+  itinerary_items calls `realtime.send(.., 'trip:<trip>', private => true)`; same workload. It replaces
+  postgres_changes, as Supabase recommends, so itinerary_items leaves the publication during this leg.
 - Baseline: the same subscribers connected to a bare relay (uvicorn + starlette, LISTEN, one trigger doing pg_notify
   with the row, every notification sent to every socket; no auth, no filter), same workload, same run.
 
@@ -69,8 +70,10 @@ CREATE TRIGGER bench_relay_notify AFTER INSERT ON public.itinerary_items
 """
 DROP_BASELINE_SQL = "DROP TRIGGER IF EXISTS bench_relay_notify ON public.itinerary_items"
 
-# Broadcast from Database (bench only): each inserted row sent to the trip's private channel, as Supabase documents it.
+# Broadcast from Database (bench only): each inserted row sent to the trip's private channel, as Supabase documents it,
+# instead of postgres_changes (the table leaves the publication meanwhile, so its rows are not captured twice).
 BROADCAST_SQL = """
+ALTER PUBLICATION supabase_realtime DROP TABLE public.itinerary_items;
 CREATE OR REPLACE FUNCTION public.bench_broadcast() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
 BEGIN
@@ -82,7 +85,10 @@ DROP TRIGGER IF EXISTS bench_broadcast ON public.itinerary_items;
 CREATE TRIGGER bench_broadcast AFTER INSERT ON public.itinerary_items
     FOR EACH ROW EXECUTE FUNCTION public.bench_broadcast();
 """
-DROP_BROADCAST_SQL = "DROP TRIGGER IF EXISTS bench_broadcast ON public.itinerary_items"
+DROP_BROADCAST_SQL = """
+DROP TRIGGER IF EXISTS bench_broadcast ON public.itinerary_items;
+ALTER PUBLICATION supabase_realtime ADD TABLE public.itinerary_items;
+"""
 
 
 # -- the bare relay (run as a subprocess: `bench_realtime.py --relay PORT DATABASE_URL`) -----------------------------
