@@ -194,6 +194,13 @@ async def test_realtime_js_private_trip_channel_matrix(runtime: RunningRuntime, 
             heard = {e["payload"]["from"] for e in node.events if e["kind"] == "broadcast" and e["event"] == "hello"}
             assert heard == writers - {name}, name
             await node.until(lambda e: e["kind"] == "presence" and set(e["state"]) == writers, "the writers' presence")
+        # Broadcast from Database reaches realtime-js (V2: a binary user-broadcast frame with the message id as meta)
+        async with admin.transaction() as conn:
+            params = {"payload": '{"n": 7}', "event": "INSERT", "topic": topic, "private": True}
+            await conn.execute(Q["realtime_send"].sql, params)
+        for name in insiders:
+            sent = await nodes[name].until(lambda e: e["kind"] == "broadcast" and e["event"] == "INSERT", "the send")
+            assert sent["payload"]["n"] == 7 and sent["payload"]["id"]
         for name in ("stranger", "anon"):
             assert not [e for e in nodes[name].events if e["kind"] in ("broadcast", "presence")]
     finally:
