@@ -233,6 +233,13 @@ async def test_a_revoked_collaborator_is_stopped_on_refresh_and_refused_on_join(
     member = await join(runtime.base_url, user_token(editor), f"trip:{trip}", "editor")
     members.append(member)
     assert member.joined
+    # A refresh that keeps access keeps the channel (and its write: a send after it arrives).
+    watcher = await join(runtime.base_url, user_token(owner), f"trip:{trip}", "owner")
+    members.append(watcher)
+    await member.client.set_auth(user_token(editor, lifetime=3598))
+    await member.channel.send_broadcast("still", {})
+    await eventually(lambda: bool(watcher.heard("still")))
+    assert member.states[-1][0] == RealtimeSubscribeStates.SUBSCRIBED
     await admin.execute(Q["remove_collaborator"], {"trip_id": trip, "user_id": editor})
     await member.client.set_auth(user_token(editor, lifetime=3599))  # a refreshed token: policies evaluated again
     reason = f"You do not have permissions to read from this Channel topic: trip:{trip}"
