@@ -170,13 +170,17 @@ $$;
 
 -- ALTER PUBLICATION supabase_realtime takes effect at once: the capture trigger is installed (or removed) in the
 -- same transaction, and the gateways are woken (a change of a table they do not know makes them reload the catalog).
+-- It never makes the DDL fail: on an error the gateway's periodic sync catches up.
 CREATE FUNCTION tripsage_realtime.publication_changed() RETURNS event_trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = ''
     AS $$
 BEGIN
     PERFORM tripsage_realtime.sync_publication();
     PERFORM pg_notify('tripsage_realtime', '');
+EXCEPTION
+    WHEN OTHERS THEN
+        RAISE WARNING 'tripsage realtime: capture not synced with supabase_realtime (%); the gateway syncs it', SQLERRM;
 END
 $$;
 
