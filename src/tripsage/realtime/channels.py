@@ -99,6 +99,7 @@ class Channel:
     presence_refs: set[str] = field(default_factory=set)
     presence_window: RateWindow | None = None
     policies: authorization.Policies | None = None  # a private channel's (Realtime Authorization)
+    presence_held: list[protocol.Frame] | None = None  # diffs held until presence_state is sent (presence.send_state)
 
     @property
     def name(self) -> str:
@@ -336,6 +337,7 @@ class Connection:
             presence_enabled=presence_enabled,
             private=private,
             policies=policies,
+            presence_held=[] if presence_enabled else None,
             presence_window=RateWindow(
                 self.gateway.limits.presence_events_per_window, self.gateway.limits.presence_window
             ),

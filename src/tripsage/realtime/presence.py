@@ -118,11 +118,19 @@ async def untrack(gateway: Gateway, channel: Channel, phx_ref: str) -> None:
 
 
 async def send_state(gateway: Gateway, channel: Channel) -> None:
-    if not relay.may_see_presence(channel, channel.private):
-        return
-    rows = await gateway.db.fetch_all(Q["presence_list"], {"topic": channel.topic, "private": channel.private})
-    state = _metas([(row["key"], row["phx_ref"], json.loads(row["meta"])) for row in rows])
-    channel.push(protocol.Frame(channel.topic, protocol.PRESENCE_STATE, state, None, channel.join_ref))
+    """The presence_state after a join. Diffs that arrive while the state is read are held and sent after it: a
+    client replaces its state with presence_state, so a diff sent before it would be lost (and repeating a join the
+    state already holds is harmless: clients merge metas by phx_ref)."""
+    try:
+        if not relay.may_see_presence(channel, channel.private):
+            return
+        rows = await gateway.db.fetch_all(Q["presence_list"], {"topic": channel.topic, "private": channel.private})
+        state = _metas([(row["key"], row["phx_ref"], json.loads(row["meta"])) for row in rows])
+        channel.push(protocol.Frame(channel.topic, protocol.PRESENCE_STATE, state, None, channel.join_ref))
+    finally:
+        held, channel.presence_held = channel.presence_held, None
+        for frame in held or ():
+            channel.push(frame)
 
 
 async def expire_gateways(gateway: Gateway, timeout: float) -> None:

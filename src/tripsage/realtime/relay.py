@@ -154,11 +154,13 @@ def deliver_presence_diff(
     sent = 0
     for channel in list(gateway.by_topic.get(topic, ())):
         if channel.presence_enabled and may_see_presence(channel, private):
-            channel.push(
-                protocol.Frame(
-                    topic, protocol.PRESENCE_DIFF, {"joins": joins, "leaves": leaves}, None, channel.join_ref
-                )
+            frame = protocol.Frame(
+                topic, protocol.PRESENCE_DIFF, {"joins": joins, "leaves": leaves}, None, channel.join_ref
             )
+            if channel.presence_held is not None:
+                channel.presence_held.append(frame)  # its presence_state is being read: sent after it
+            else:
+                channel.push(frame)
             sent += 1
     if sent and gateway.metrics is not None:
         gateway.metrics.realtime_messages.labels(kind="presence").inc(sent)
