@@ -277,10 +277,14 @@ class Gateway:
                 continue
             self._database_back()
             for change in changes:
-                if change.key == relay.RELAY_KEY:
-                    relay.receive(self, change.record)
-                elif change.key == relay.MESSAGES_KEY:
-                    self.delivered += relay.receive_database_broadcast(self, change.record)
+                if change.key in (relay.RELAY_KEY, relay.MESSAGES_KEY):
+                    try:
+                        if change.key == relay.RELAY_KEY:
+                            relay.receive(self, change.record)
+                        else:
+                            self.delivered += relay.receive_database_broadcast(self, change.record)
+                    except Exception:  # one bad message (any role may send one) must never stop the reader
+                        log.exception("realtime: could not deliver relayed message %s", change.id)
                 else:
                     if change.key not in self.catalog.tables and change.key not in self._unknown_tables:
                         with contextlib.suppress(TripSageError):

@@ -110,14 +110,21 @@ def deliver_broadcast(
     serialized, if the caller has it."""
     sent = 0
     binary_frame: bytes | None = None
+    binary_impossible = False  # an event, topic or metadata over 255 bytes: no V2 binary frame can carry it
     frames: dict[tuple[str, str | None], str] = {}  # serialized once per (protocol, join_ref): V1 frames are all alike
     for channel in list(gateway.by_topic.get(topic, ())):
         if not may_receive_broadcast(channel, private) or (channel is sender and not channel.broadcast_self):
             continue
         vsn = channel.connection.vsn
         if vsn == protocol.V2 and isinstance(payload, dict) and isinstance(payload.get("event"), str):
+            if binary_frame is None and not binary_impossible:
+                try:
+                    binary_frame = _user_broadcast(topic, payload)
+                except protocol.ProtocolError as error:
+                    log.warning("realtime: broadcast on %s not sent to V2 sockets: %s", topic, error)
+                    binary_impossible = True
             if binary_frame is None:
-                binary_frame = _user_broadcast(topic, payload)
+                continue
             channel.connection.push_text(binary_frame)
         elif isinstance(payload, dict) and "binary" in payload:
             continue

@@ -7,6 +7,7 @@ chat:<session id> for the session's owner.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import uuid
@@ -16,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import websockets
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 
 from tests.integration.realtime.conftest import (
+    WAIT,
     anon_key,
     eventually,
     make_user,
@@ -325,13 +328,27 @@ async def test_bad_input_is_refused_with_supabase_shapes(
     assert any("TopicNameTooLong" in error for error in long_topic.errors)
     assert any("InvalidJWTToken: Token has expired" in error for error in expired.errors)
     assert any("MalformedJWT" in error for error in forged.errors)
-    # Too large a payload from the database is dropped; the channel lives on.
-    async with admin.transaction() as conn:
-        big = json.dumps({"x": "y" * (300 * 1024)})
-        await conn.execute(Q["realtime_send"].sql, {"payload": big, "event": "big", "topic": topic, "private": True})
-        await conn.execute(Q["realtime_send"].sql, {"payload": "{}", "event": "done", "topic": topic, "private": True})
-    await eventually(lambda: bool(member.heard("done")))
-    assert member.heard("big") == []
+    # A V2 socket (binary broadcast frames, whose event field is at most 255 bytes) on the same channel.
+    url = runtime.base_url.replace("http://", "ws://") + f"/realtime/v1/websocket?apikey={valid}&vsn=2.0.0"
+    async with websockets.connect(url) as v2:
+        join_payload = {"config": {"broadcast": {"self": False}, "presence": {"enabled": False}, "private": True}}
+        await v2.send(json.dumps(["1", "1", f"realtime:{topic}", "phx_join", join_payload]))
+        assert json.loads(await v2.recv())[4]["status"] == "ok"
+        # Too large a payload is dropped; an event name no binary frame can carry reaches the V1 client only; the
+        # channels (and the gateway's reader) live on.
+        long_event = "e" * 300
+        async with admin.transaction() as conn:
+            big = json.dumps({"x": "y" * (300 * 1024)})
+            for payload, event in ((big, "big"), ("{}", long_event), ("{}", "done")):
+                params = {"payload": payload, "event": event, "topic": topic, "private": True}
+                await conn.execute(Q["realtime_send"].sql, params)
+        await eventually(lambda: bool(member.heard("done")))
+        assert member.heard("big") == [] and len(member.heard(long_event)) == 1
+        async with asyncio.timeout(WAIT):
+            frame = await v2.recv()
+            while not (isinstance(frame, bytes) and b"done" in frame):
+                assert not isinstance(frame, bytes) or long_event.encode() not in frame
+                frame = await v2.recv()
 
 
 async def test_private_only_refuses_public_channels(
