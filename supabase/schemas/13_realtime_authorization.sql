@@ -42,7 +42,8 @@ BEGIN
     $fn$;
 
     -- Broadcast from the database: a message to the topic's subscribers once the transaction commits. Runs as the
-    -- caller, so a private message needs an INSERT policy; on failure it warns and sends nothing, as Supabase's.
+    -- caller, whose INSERT on realtime.messages RLS decides (an INSERT policy, or a role that bypasses RLS); on
+    -- failure it warns and sends nothing, as Supabase's.
     CREATE FUNCTION realtime.send(payload jsonb, event text, topic text, private boolean DEFAULT true) RETURNS void
         LANGUAGE plpgsql
         AS $fn$
