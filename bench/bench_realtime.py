@@ -20,6 +20,7 @@ this process speaking the V1 protocol exactly as realtime-py does.
   with the row, every notification sent to every socket; no auth, no filter), same workload, same run.
 
 Run: .venv/bin/python bench/bench_realtime.py [--full] [--subscribers 100,500]
+     .venv/bin/python bench/bench_realtime.py --fanout   (the gateway's own work per delivered frame, in-process)
 """
 
 from __future__ import annotations
@@ -356,9 +357,74 @@ async def scenario(cluster_url: str, gateway_url: str, relay_port: int, subscrib
     return result
 
 
+def fanout_cost(receivers: int = 400, messages: int = 200) -> tuple[float, float]:
+    """The gateway's own work per delivered frame, in-process and without sockets (frames are only queued): a broadcast
+    from the database to `receivers` private channels, and a postgres_changes change with an RLS audience to as many
+    subscribers with a filter. Returns microseconds per frame (broadcast, postgres_changes)."""
+    import datetime as dt
+
+    from tripsage.realtime import auth, authorization, filters, relay
+    from tripsage.realtime.channels import Binding, Channel, Connection, binding_id
+    from tripsage.realtime.gateway import Gateway
+    from tripsage.realtime.postgres_changes import Change, Table
+
+    async def measure() -> tuple[float, float]:
+        gateway = Gateway(None, "", JWT_SECRET)  # type: ignore[arg-type]  # no database: nothing is read
+        key = ("public", "itinerary_items")
+        columns = [("id", "int8"), ("trip_id", "int8"), ("title", "text"), ("price", "numeric"), ("metadata", "jsonb")]
+        columns += [(f"extra_{n}", "text") for n in range(10)]
+        table = gateway.catalog.tables[key] = Table(*key, columns, ["id"])
+        # the role's SELECTable columns, as Catalog loads them from the database
+        gateway.catalog._selectable["authenticated"] = {key: frozenset(name for name, _ in columns)}
+        users = [str(uuid.uuid4()) for _ in range(receivers)]
+        echo = {"event": "INSERT", "schema": "public", "table": "itinerary_items", "filter": "trip_id=eq.1"}
+        for user in users:
+            identity = auth.Identity("t", {"role": "authenticated", "sub": user, "exp": time.time() + 3600})
+            connection = Connection(gateway, None, identity, "1.0.0")  # type: ignore[arg-type]  # never run
+            policies = authorization.Policies(broadcast_read=True)
+            channel = Channel(connection, "realtime:trip:1", None, identity, private=True, policies=policies)
+            binding = Binding(binding_id(echo), "INSERT", "public", "itinerary_items", "trip_id=eq.1", echo)
+            binding.conditions = filters.parse(binding.filter, table.column_types)
+            channel.bindings.append(binding)
+            gateway.by_topic[channel.topic].add(channel)
+            gateway.by_table[key].add(channel)
+        record: dict[str, Any] = {name: "x" for name, _ in columns} | {"id": 1, "trip_id": 1, "price": 0}
+        began = time.perf_counter()
+        for _ in range(messages):
+            row = {"id": str(uuid.uuid4()), "topic": "trip:1", "event": "INSERT", "private": True}
+            relay.receive_database_broadcast(gateway, row | {"payload": {"record": record}, "binary": None})
+        broadcast = time.perf_counter() - began
+        audience = "{" + ",".join(users) + "}"
+        began = time.perf_counter()
+        for n in range(messages):
+            change = Change.from_row(
+                {
+                    "id": n,
+                    "xid": "1",
+                    "captured_at": dt.datetime.now(dt.UTC),
+                    "schema_name": "public",
+                    "table_name": "itinerary_items",
+                    "type": "INSERT",
+                    "record": json.dumps(record),
+                    "old_record": None,
+                    "audience": audience,
+                }
+            )
+            gateway.dispatch(change)
+        changes = time.perf_counter() - began
+        frames = messages * receivers / 1e6
+        return broadcast / frames, changes / frames
+
+    return asyncio.run(measure())
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--relay":
         run_relay(int(sys.argv[2]), sys.argv[3])
+        return
+    if len(sys.argv) == 2 and sys.argv[1] == "--fanout":
+        broadcast, changes = fanout_cost()
+        print(f"gateway work per delivered frame: broadcast {broadcast:.2f} us, postgres_changes {changes:.2f} us")
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="longer latency runs and 5x larger bursts")
