@@ -1,5 +1,6 @@
-"""Realtime benchmark: postgres_changes with RLS, commit-to-client latency and delivered messages per second, at 100 and
-500 subscribers, beside a bare NOTIFY-to-websocket relay (no authorization) measured in the same run.
+"""Realtime benchmark: postgres_changes with RLS and Broadcast from Database on private channels with Realtime
+Authorization, commit-to-client latency and delivered messages per second, at 100 and 500 subscribers, beside a bare
+NOTIFY-to-websocket relay (no authorization) measured in the same run.
 
 Setup: one trip whose owner and collaborators are the subscribers (4 in 5 of them; the fifth are strangers who must
 receive nothing), each on its own websocket joined to `itinerary_items` INSERTs filtered on the trip
@@ -11,10 +12,15 @@ this process speaking the V1 protocol exactly as realtime-py does.
   written into the row just before its INSERT (so it includes the INSERT and the commit: conservative).
 - Throughput: a burst of changes (transactions of 50 rows); delivered messages/s = frames received by all clients /
   (last arrival - first commit).
+- Broadcast from Database: the same users join the private channel `trip:<trip>` (Realtime Authorization: the read
+  probe against realtime.messages' policies at each join; strangers are refused), and a row trigger on
+  itinerary_items calls `realtime.send(.., 'trip:<trip>', private => true)`; same workload. It replaces
+  postgres_changes, as Supabase recommends, so itinerary_items leaves the publication during this leg.
 - Baseline: the same subscribers connected to a bare relay (uvicorn + starlette, LISTEN, one trigger doing pg_notify
   with the row, every notification sent to every socket; no auth, no filter), same workload, same run.
 
 Run: .venv/bin/python bench/bench_realtime.py [--full] [--subscribers 100,500]
+     .venv/bin/python bench/bench_realtime.py --fanout   (the gateway's own work per delivered frame, in-process)
 """
 
 from __future__ import annotations
@@ -64,6 +70,26 @@ CREATE TRIGGER bench_relay_notify AFTER INSERT ON public.itinerary_items
     FOR EACH ROW EXECUTE FUNCTION public.bench_relay_notify();
 """
 DROP_BASELINE_SQL = "DROP TRIGGER IF EXISTS bench_relay_notify ON public.itinerary_items"
+
+# Broadcast from Database (bench only): each inserted row sent to the trip's private channel, as Supabase documents it,
+# instead of postgres_changes (the table leaves the publication meanwhile, so its rows are not captured twice).
+BROADCAST_SQL = """
+ALTER PUBLICATION supabase_realtime DROP TABLE public.itinerary_items;
+CREATE OR REPLACE FUNCTION public.bench_broadcast() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = '' AS $$
+BEGIN
+    PERFORM realtime.send(jsonb_build_object('record', to_jsonb(NEW)), 'INSERT', 'trip:' || NEW.trip_id, true);
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS bench_broadcast ON public.itinerary_items;
+CREATE TRIGGER bench_broadcast AFTER INSERT ON public.itinerary_items
+    FOR EACH ROW EXECUTE FUNCTION public.bench_broadcast();
+"""
+DROP_BROADCAST_SQL = """
+DROP TRIGGER IF EXISTS bench_broadcast ON public.itinerary_items;
+ALTER PUBLICATION supabase_realtime ADD TABLE public.itinerary_items;
+"""
 
 
 # -- the bare relay (run as a subprocess: `bench_realtime.py --relay PORT DATABASE_URL`) -----------------------------
@@ -140,7 +166,12 @@ class Clients:
             self.last_arrival = now
             if self.measure_latency:
                 frame = json.loads(text)
-                record = frame["record"] if "record" in frame else frame["payload"]["data"]["record"]
+                if "record" in frame:
+                    record = frame["record"]
+                elif event == "broadcast":
+                    record = frame["payload"]["payload"]["record"]
+                else:
+                    record = frame["payload"]["data"]["record"]
                 self.latencies.append((now - float(record["title"])) * 1000)
 
     async def close(self) -> None:
@@ -176,6 +207,32 @@ async def connect_gateway(base_url: str, tokens: list[str], trip: int) -> Client
     ]
     clients.tasks.append(asyncio.create_task(heartbeats(clients.sockets)))
     return clients
+
+
+async def connect_private(base_url: str, tokens: list[str], trip: int) -> tuple[Clients, int]:
+    """Every user joins the private channel trip:<trip> (refused ones keep their socket, to show they get nothing);
+    the number of refused joins."""
+    clients = Clients()
+    url = base_url.replace("http://", "ws://") + "/realtime/v1/websocket?apikey="
+    refused = 0
+    for token in tokens:
+        ws = await websockets.connect(url + token, max_queue=None)
+        join = {
+            "config": {
+                "broadcast": {"ack": False, "self": False},
+                "presence": {"key": "", "enabled": False},
+                "private": True,
+            },
+            "access_token": token,
+        }
+        await ws.send(json.dumps({"event": "phx_join", "payload": join, "topic": f"realtime:trip:{trip}", "ref": "1"}))
+        reply = json.loads(await ws.recv())
+        refused += reply["payload"]["status"] != "ok"
+        clients.sockets.append(ws)
+    clients.reset(False)
+    clients.tasks = [asyncio.create_task(clients.reader(i, ws, "broadcast")) for i, ws in enumerate(clients.sockets)]
+    clients.tasks.append(asyncio.create_task(heartbeats(clients.sockets)))
+    return clients, refused
 
 
 async def heartbeats(sockets: list[Any]) -> None:
@@ -275,6 +332,18 @@ async def scenario(cluster_url: str, gateway_url: str, relay_port: int, subscrib
         await ours.close()
 
     with psycopg.connect(cluster_url, autocommit=True) as conn:
+        conn.execute(BROADCAST_SQL)
+    private, result["refused"] = await connect_private(gateway_url, tokens, trip)
+    try:
+        result["broadcast_latency"] = await latency_run(cluster_url, private, trip, rate, args.seconds)
+        result["broadcast_burst"] = await burst_run(cluster_url, private, trip, changes)
+        result["broadcast_leaked"] = sum(private.received[int(subscribers * MEMBER_FRACTION) :])
+    finally:
+        await private.close()
+        with psycopg.connect(cluster_url, autocommit=True) as conn:
+            conn.execute(DROP_BROADCAST_SQL)
+
+    with psycopg.connect(cluster_url, autocommit=True) as conn:
         conn.execute(BASELINE_SQL)
     relay = await connect_relay(relay_port, subscribers)
     try:
@@ -288,9 +357,74 @@ async def scenario(cluster_url: str, gateway_url: str, relay_port: int, subscrib
     return result
 
 
+def fanout_cost(receivers: int = 400, messages: int = 200) -> tuple[float, float]:
+    """The gateway's own work per delivered frame, in-process and without sockets (frames are only queued): a broadcast
+    from the database to `receivers` private channels, and a postgres_changes change with an RLS audience to as many
+    subscribers with a filter. Returns microseconds per frame (broadcast, postgres_changes)."""
+    import datetime as dt
+
+    from tripsage.realtime import auth, authorization, filters, relay
+    from tripsage.realtime.channels import Binding, Channel, Connection, binding_id
+    from tripsage.realtime.gateway import Gateway
+    from tripsage.realtime.postgres_changes import Change, Table
+
+    async def measure() -> tuple[float, float]:
+        gateway = Gateway(None, "", JWT_SECRET)  # type: ignore[arg-type]  # no database: nothing is read
+        key = ("public", "itinerary_items")
+        columns = [("id", "int8"), ("trip_id", "int8"), ("title", "text"), ("price", "numeric"), ("metadata", "jsonb")]
+        columns += [(f"extra_{n}", "text") for n in range(10)]
+        table = gateway.catalog.tables[key] = Table(*key, columns, ["id"])
+        # the role's SELECTable columns, as Catalog loads them from the database
+        gateway.catalog._selectable["authenticated"] = {key: frozenset(name for name, _ in columns)}
+        users = [str(uuid.uuid4()) for _ in range(receivers)]
+        echo = {"event": "INSERT", "schema": "public", "table": "itinerary_items", "filter": "trip_id=eq.1"}
+        for user in users:
+            identity = auth.Identity("t", {"role": "authenticated", "sub": user, "exp": time.time() + 3600})
+            connection = Connection(gateway, None, identity, "1.0.0")  # type: ignore[arg-type]  # never run
+            policies = authorization.Policies(broadcast_read=True)
+            channel = Channel(connection, "realtime:trip:1", None, identity, private=True, policies=policies)
+            binding = Binding(binding_id(echo), "INSERT", "public", "itinerary_items", "trip_id=eq.1", echo)
+            binding.conditions = filters.parse(binding.filter, table.column_types)
+            channel.bindings.append(binding)
+            gateway.by_topic[channel.topic].add(channel)
+            gateway.by_table[key].add(channel)
+        record: dict[str, Any] = {name: "x" for name, _ in columns} | {"id": 1, "trip_id": 1, "price": 0}
+        began = time.perf_counter()
+        for _ in range(messages):
+            row = {"id": str(uuid.uuid4()), "topic": "trip:1", "event": "INSERT", "private": True}
+            relay.receive_database_broadcast(gateway, row | {"payload": {"record": record}, "binary": None})
+        broadcast = time.perf_counter() - began
+        audience = "{" + ",".join(users) + "}"
+        began = time.perf_counter()
+        for n in range(messages):
+            change = Change.from_row(
+                {
+                    "id": n,
+                    "xid": "1",
+                    "captured_at": dt.datetime.now(dt.UTC),
+                    "schema_name": "public",
+                    "table_name": "itinerary_items",
+                    "type": "INSERT",
+                    "record": json.dumps(record),
+                    "old_record": None,
+                    "audience": audience,
+                }
+            )
+            gateway.dispatch(change)
+        changes = time.perf_counter() - began
+        frames = messages * receivers / 1e6
+        return broadcast / frames, changes / frames
+
+    return asyncio.run(measure())
+
+
 def main() -> None:
     if len(sys.argv) == 4 and sys.argv[1] == "--relay":
         run_relay(int(sys.argv[2]), sys.argv[3])
+        return
+    if len(sys.argv) == 2 and sys.argv[1] == "--fanout":
+        broadcast, changes = fanout_cost()
+        print(f"gateway work per delivered frame: broadcast {broadcast:.2f} us, postgres_changes {changes:.2f} us")
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="longer latency runs and 5x larger bursts")
@@ -337,20 +471,37 @@ def main() -> None:
         f"latency over {args.seconds:.0f} s at {args.rate_per_subscriber_msgs:,.0f} msgs/s offered, one change per "
         f"transaction; bursts of {BURST_MESSAGES * args.scale:,} messages in transactions of {BATCH} rows.\n"
     )
-    print("| figure | ours (RLS audience) | bare NOTIFY relay (no auth) | goal |")
-    print("|---|---:|---:|---|")
+    print(
+        "| figure | postgres_changes (RLS audience) | broadcast from database (private, authorized) "
+        "| bare NOTIFY relay (no auth) | goal |"
+    )
+    print("|---|---:|---:|---:|---|")
     for r in results:
         n = r["subscribers"]
-        (p50, p99, sent), (rp50, rp99, _) = r["ours_latency"], r["relay_latency"]
-        (rate, total), (relay_rate, relay_total) = r["ours_burst"], r["relay_burst"]
+        (p50, p99, sent), (bp50, bp99, _), (rp50, rp99, _) = (
+            r["ours_latency"],
+            r["broadcast_latency"],
+            r["relay_latency"],
+        )
+        (rate, total), (b_rate, b_total), (relay_rate, relay_total) = (
+            r["ours_burst"],
+            r["broadcast_burst"],
+            r["relay_burst"],
+        )
         print(
             f"| {n} subscribers: delivered msgs/s (burst) | {rate:,.0f} ({total:,} msgs) | "
-            f"{relay_rate:,.0f} ({relay_total:,} msgs) | >= {GOAL_THROUGHPUT:,.0f} (Supabase: {SUPABASE_RLS_PLATEAU}) |"
+            f"{b_rate:,.0f} ({b_total:,} msgs) | {relay_rate:,.0f} ({relay_total:,} msgs) | "
+            f">= {GOAL_THROUGHPUT:,.0f}; broadcast >= postgres_changes (Supabase: {SUPABASE_RLS_PLATEAU}) |"
         )
         label = f"{n} subscribers: commit->client"
-        print(f"| {label} p50 ({sent} changes at {r['rate']:.0f}/s) | {p50:.1f} ms | {rp50:.1f} ms | - |")
-        print(f"| {label} p99 | {p99:.1f} ms | {rp99:.1f} ms | <= {GOAL_P99:.0f} ms |")
-        print(f"| {n} subscribers: frames to non-members | {r['leaked']} | (no auth: all) | 0 |")
+        print(
+            f"| {label} p50 ({sent} changes at {r['rate']:.0f}/s) | {p50:.1f} ms | {bp50:.1f} ms | {rp50:.1f} ms | - |"
+        )
+        print(f"| {label} p99 | {p99:.1f} ms | {bp99:.1f} ms | {rp99:.1f} ms | <= {GOAL_P99:.0f} ms |")
+        print(
+            f"| {n} subscribers: frames to non-members | {r['leaked']} | {r['broadcast_leaked']} "
+            f"({r['refused']} joins refused) | (no auth: all) | 0 |"
+        )
 
 
 if __name__ == "__main__":

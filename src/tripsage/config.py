@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     realtime_max_connections_per_ip: int = Field(
         default=200, gt=0, validation_alias="TRIPSAGE_REALTIME_MAX_CONNECTIONS_PER_IP"
     )
+    # Supabase's "Allow public access" off: realtime channels must be private (public joins get PrivateOnly).
+    realtime_private_only: bool = Field(default=False, validation_alias="TRIPSAGE_REALTIME_PRIVATE_ONLY")
 
     @field_validator("cron_timezone")
     @classmethod

@@ -42,15 +42,8 @@ CREATE TABLE tripsage_realtime.gateways (
     seen_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Broadcasts and presence diffs too large for a NOTIFY payload (8000 bytes) travel through this table.
-CREATE TABLE tripsage_realtime.relay (
-    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    message jsonb NOT NULL
-);
-CREATE INDEX relay_created_at_idx ON tripsage_realtime.relay (created_at);
-
--- Presence is shared by all gateways: one row per tracked key per socket.
+-- Presence is shared by all gateways: one row per tracked key per socket. A private channel's presence is not the
+-- public channel's of the same name (13_realtime_authorization).
 CREATE TABLE tripsage_realtime.presence (
     topic text NOT NULL,
     key text NOT NULL,
@@ -58,6 +51,7 @@ CREATE TABLE tripsage_realtime.presence (
     gateway_id uuid NOT NULL REFERENCES tripsage_realtime.gateways (id) ON DELETE CASCADE,
     meta jsonb NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
+    private boolean NOT NULL DEFAULT false,
     PRIMARY KEY (topic, phx_ref)
 );
 CREATE INDEX presence_gateway_idx ON tripsage_realtime.presence (gateway_id);

@@ -1,5 +1,5 @@
 """Realtime with the runtime connected as the least-privilege role tripsage_automation acting as service_role: the
-gateway starts and delivers changes and presence."""
+gateway starts and delivers changes, presence, and private channels with broadcasts from the database."""
 
 from __future__ import annotations
 
@@ -40,5 +40,16 @@ async def test_realtime_runs_as_tripsage_automation(
             )
             await room.channel.track({"online": True})  # presence rows and the relay, as service_role
             await eventually(lambda: set(room.channel.presence_state()) == {"me"})
+            # A private channel: the authorization probes (insert_probes, then acting as authenticated) and a
+            # broadcast from the database.
+            private = {"config": {"broadcast": {}, "presence": {"key": "me", "enabled": True}, "private": True}}
+            trip_room = await subscribe(
+                running.base_url, user_token(owner), f"trip:{trip}", [], client=sub.client, params=private
+            )
+            heard: list[dict[str, object]] = []
+            trip_room.channel.on_broadcast("note", heard.append)
+            with psycopg.connect(embedded_database, autocommit=True) as conn:
+                conn.execute("SELECT realtime.send('{\"x\": 1}', 'note', %s)", [f"trip:{trip}"])
+            await eventually(lambda: len(heard) == 1)
         finally:
             await sub.client.close()

@@ -198,6 +198,27 @@ class Database:
         row = await self.fetch_one(query, params)
         return None if row is None else next(iter(row.values()))
 
+    async def rolled_back(self, steps: Sequence[tuple[Query, Params, bool]]) -> list[list[Row] | DatabaseError]:
+        """Run statements in one transaction that is always rolled back (a probe: what would happen), and return
+        each one's rows. A step marked isolated runs in a savepoint: its error is returned in its place and the
+        following steps still run; an error in any other step is raised."""
+        results: list[list[Row] | DatabaseError] = []
+        with mapped_errors("probe"):
+            async with self._pool.connection() as conn, conn.transaction(force_rollback=True):
+                for query, params, isolated in steps:
+                    if not isolated:
+                        cursor = await conn.execute(query.sql, params)
+                        results.append(await cursor.fetchall() if cursor.description else [])
+                        continue
+                    try:
+                        with mapped_errors(query.name):
+                            async with conn.transaction():
+                                cursor = await conn.execute(query.sql, params)
+                                results.append(await cursor.fetchall() if cursor.description else [])
+                    except DatabaseError as error:
+                        results.append(error)
+        return results
+
 
 async def listen(
     url: str, channels: Sequence[str], *, reconnect_delay: float = 1.0, application_name: str = "tripsage-listen"

@@ -1,5 +1,6 @@
 """Broadcast: a client's message to every client on the same topic (the sender too with `self`, a reply with `ack`),
-on this replica directly and on the others through the relay."""
+on this replica directly and on the others through the relay. On a private channel, sending needs the broadcast
+write policy (evaluated on the first send, as Supabase); a refused send is dropped without a reply, as there."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from tripsage.exceptions import TripSageError
-from tripsage.realtime import protocol, relay
+from tripsage.realtime import authorization, protocol, relay
 
 if TYPE_CHECKING:
     from tripsage.realtime.channels import Channel
@@ -17,7 +18,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+async def authorized_to_send(gateway: Gateway, channel: Channel) -> bool:
+    policies = channel.policies or authorization.Policies()
+    if policies.broadcast_write is None:
+        try:
+            policies = await authorization.write(gateway.db, channel.identity, channel.name, policies)
+        except authorization.AuthorizationError as error:
+            log.warning("realtime: RlsPolicyError on %s: %s", channel.topic, error)
+            return False
+        channel.policies = policies
+    return bool(policies.broadcast_write)
+
+
 async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> None:
+    if channel.private and not await authorized_to_send(gateway, channel):
+        return
     payload = frame.payload
     if not isinstance(payload, dict):
         if channel.broadcast_ack:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from tripsage.realtime import auth, filters, protocol
+from tripsage.realtime import auth, authorization, filters, protocol
 from tripsage.realtime.limits import RateWindow
 from tripsage.tasks import cancel_all
 
@@ -34,6 +34,7 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
+MAX_TOPIC_BYTES = 255  # a topic must fit Phoenix V2's one-byte length field (Supabase's serializer refuses longer)
 
 
 class ChannelState(enum.Enum):
@@ -97,6 +98,8 @@ class Channel:
     state: ChannelState = ChannelState.JOINED
     presence_refs: set[str] = field(default_factory=set)
     presence_window: RateWindow | None = None
+    policies: authorization.Policies | None = None  # a private channel's (Realtime Authorization)
+    presence_held: list[protocol.Frame] | None = None  # diffs held until presence_state is sent (presence.send_state)
 
     @property
     def name(self) -> str:
@@ -278,6 +281,9 @@ class Connection:
         if frame.topic == protocol.TOPIC_PREFIX:
             self._join_error(frame, "TopicNameRequired: You must provide a topic name")
             return
+        if len(frame.topic.removeprefix(protocol.TOPIC_PREFIX).encode()) > MAX_TOPIC_BYTES:
+            self._join_error(frame, f"TopicNameTooLong: The topic name must be at most {MAX_TOPIC_BYTES} bytes")
+            return
         if not self._joins.allow():
             self._join_error(frame, "ClientJoinRateLimitReached: Too many joins per second")
             return
@@ -301,13 +307,24 @@ class Connection:
             self._join_error(frame, "ChannelRateLimitReached: Too many channels")
             return
         private = as_bool(config.get("private", False))
-        if private and not identity.bypasses_rls:
-            self._join_error(
-                frame, f"Unauthorized: You do not have permissions to read from this Channel topic: {frame.topic}"
-            )
+        if not private and self.gateway.private_only:
+            self._join_error(frame, "PrivateOnly: This project only allows private channels")
             return
         broadcast = _mapping(config.get("broadcast"))
         presence = _mapping(config.get("presence"))
+        presence_enabled = as_bool(presence.get("enabled", False))
+        name = frame.topic.removeprefix(protocol.TOPIC_PREFIX)
+        policies: authorization.Policies | None = None
+        if private:
+            try:
+                policies = await authorization.read(self.gateway.db, identity, name, presence=presence_enabled)
+            except authorization.AuthorizationError as error:
+                log.warning("realtime: RlsPolicyError on %s: %s", frame.topic, error)
+            if policies is None or not policies.may_join:
+                self._join_error(
+                    frame, f"Unauthorized: You do not have permissions to read from this Channel topic: {name}"
+                )
+                return
         raw_bindings = config.get("postgres_changes")
         channel = Channel(
             connection=self,
@@ -317,8 +334,10 @@ class Connection:
             broadcast_self=as_bool(broadcast.get("self", False)),
             broadcast_ack=as_bool(broadcast.get("ack", False)),
             presence_key=str(presence.get("key") or ""),
-            presence_enabled=as_bool(presence.get("enabled", False)),
+            presence_enabled=presence_enabled,
             private=private,
+            policies=policies,
+            presence_held=[] if presence_enabled else None,
             presence_window=RateWindow(
                 self.gateway.limits.presence_events_per_window, self.gateway.limits.presence_window
             ),
@@ -361,9 +380,30 @@ class Connection:
         except auth.TokenError as error:
             await self.stop_channel(channel, error.message)
             return
-        if channel.private and not identity.bypasses_rls:
-            await self.stop_channel(channel, "You do not have permissions to read from this Channel topic")
-            return
+        if channel.private:
+            # As Supabase: the policies are evaluated again with the new claims (writes on the next send or track);
+            # no read left, or a read the old token had and this one has not, ends the channel.
+            previous = channel.policies or authorization.Policies()
+            try:
+                policies = await authorization.read(
+                    self.gateway.db, identity, channel.name, presence=previous.presence_read is not None
+                )
+            except authorization.AuthorizationError as error:
+                log.warning("realtime: RlsPolicyError on %s: %s", channel.topic, error)
+                policies = authorization.Policies(broadcast_read=False, presence_read=False)
+            if not policies.may_join:
+                await self.stop_channel(
+                    channel, f"You do not have permissions to read from this Channel topic: {channel.name}"
+                )
+                return
+            if (previous.broadcast_read and not policies.broadcast_read) or (
+                previous.presence_read and not policies.presence_read
+            ):
+                await self.stop_channel(
+                    channel, f"You no longer have permission to read from this Channel topic: {channel.name}"
+                )
+                return
+            channel.policies = policies
         channel.identity = identity
         await self.gateway.reauthorize(channel)
 

@@ -46,6 +46,7 @@ class RealtimeComponent:
             runtime.settings.jwt_secret,
             limits=self.limits or limits_from(runtime.settings),
             metrics=runtime.metrics,
+            private_only=runtime.settings.realtime_private_only,
         )
         await self.gateway.start()
 

@@ -6,9 +6,14 @@ audience function); a channel receives it when its role bypasses RLS or its user
 SELECT the table, and one of its bindings matches (event, table, filters). Each channel is checked on its own, so one
 subscriber's failing check never stalls the others.
 
-Broadcast and presence are relayed through PostgreSQL (NOTIFY tripsage_realtime_relay; payloads over the NOTIFY limit
-go through tripsage_realtime.relay), so clients connected to different replicas see each other; presence itself
-lives in tripsage_realtime.presence so a replica that starts later knows the state.
+Broadcast and presence are relayed through PostgreSQL (rows of tripsage_realtime.changes, which only the runtime
+writes, read in commit order with the captured changes; NOTIFY only wakes the reader), so clients connected to
+different replicas see each other; presence itself lives in tripsage_realtime.presence so a replica that starts later
+knows the state. Broadcasts from the database (realtime.send) arrive the same way (relay.py).
+
+The publication is the configuration: a change of a table the catalog does not know yet (added to supabase_realtime
+since the last load; the event trigger installed its capture at once) reloads the catalog and binds every channel
+whose bindings match before the change is dispatched, so a schema-wide subscriber never misses it.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ from tripsage import queries_for
 from tripsage.db.connector import Database, connect
 from tripsage.exceptions import TripSageError
 from tripsage.realtime import broadcast, filters, presence, protocol, relay, rls
-from tripsage.realtime.channels import Channel, ChannelState, Connection
+from tripsage.realtime.channels import Binding, Channel, ChannelState, Connection
 from tripsage.realtime.limits import Limits, SocketCounts
-from tripsage.realtime.postgres_changes import EVENTS, Catalog, Change, ChangeReader
+from tripsage.realtime.postgres_changes import EVENTS, Catalog, Change, ChangeReader, Table
 from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
@@ -39,9 +44,8 @@ log = logging.getLogger(__name__)
 Q = queries_for("tripsage.realtime")
 
 CHANGES_CHANNEL = "tripsage_realtime"
-RELAY_CHANNEL = "tripsage_realtime_relay"
 POLL_INTERVAL = 0.5  # seconds between reads when no NOTIFY arrives
-SYNC_INTERVAL = 5.0  # seconds between publication syncs (ALTER PUBLICATION is picked up within this)
+SYNC_INTERVAL = 5.0  # seconds between publication syncs (a fallback: the event trigger applies ALTER PUBLICATION)
 HEARTBEAT_INTERVAL = 5.0  # seconds between this gateway's liveness updates
 GATEWAY_TIMEOUT = 60.0  # seconds of silence after which a gateway is gone (and capture stops if none is left)
 RETENTION = 300.0  # seconds captured changes and relayed messages are kept
@@ -59,6 +63,7 @@ class Gateway:
         *,
         limits: Limits | None = None,
         metrics: Metrics | None = None,
+        private_only: bool = False,
     ) -> None:
         self.db = db
         self.database_url = database_url
@@ -66,11 +71,14 @@ class Gateway:
         self.limits = limits or Limits()
         self.sockets = SocketCounts()
         self.metrics = metrics
+        self.private_only = private_only  # Supabase's "Allow public access" off: public joins get PrivateOnly
         self.id = str(uuid.uuid4())
         self.catalog = Catalog()
         self.reader = ChangeReader(db)
         self.connections: set[Connection] = set()
         self.by_table: dict[tuple[str, str], set[Channel]] = defaultdict(set)
+        self.subscribed: set[Channel] = set()  # channels whose postgres_changes bindings are live
+        self._unknown_tables: set[tuple[str, str]] = set()  # unknown even after a reload (until the next one)
         self.by_topic: dict[str, set[Channel]] = defaultdict(set)
         self.delivered = 0
         self.last_error: str | None = None
@@ -84,6 +92,7 @@ class Gateway:
     async def start(self) -> None:
         await self.db.execute(Q["register_gateway"], {"id": self.id})
         await self.db.fetch_value(Q["sync_publication"])
+        await self.db.fetch_value(Q["maintain_message_partitions"])
         await self.catalog.load(self.db)
         await self.reader.start()
         self._tasks = [
@@ -143,6 +152,7 @@ class Gateway:
         self.by_topic[channel.topic].discard(channel)
         if not self.by_topic[channel.topic]:
             del self.by_topic[channel.topic]
+        self.subscribed.discard(channel)
         for subscribers in self.by_table.values():
             subscribers.discard(channel)
         if self.metrics is not None:
@@ -162,15 +172,12 @@ class Gateway:
             for binding in channel.bindings:
                 if binding.event not in EVENTS:
                     raise filters.FilterError("event must be one of *, INSERT, UPDATE, DELETE")
-                if not binding.all_tables and (binding.schema, binding.table) not in self.catalog.tables:
-                    # Perhaps added to the publication since the last sync: install its trigger before subscribing.
+                if binding.all_tables or (binding.schema, binding.table) not in self.catalog.tables:
+                    # Perhaps added to the publication since the last load: make sure its trigger is installed
+                    # (without the event trigger's privilege) and know its columns before subscribing.
                     await self.db.fetch_value(Q["sync_publication"])
-                    await self.catalog.load(self.db)
-                tables = [
-                    table
-                    for key, table in self.catalog.tables.items()
-                    if key[0] == binding.schema and (binding.all_tables or key[1] == binding.table)
-                ]
+                    await self._reload_catalog()
+                tables = self._tables_for(binding)
                 if not tables:
                     channel.push_system(
                         "postgres_changes",
@@ -198,9 +205,29 @@ class Gateway:
             return
         if channel.state is ChannelState.CLOSED:
             return
+        self.subscribed.add(channel)
         for key in keys:
             self.by_table[key].add(channel)
         channel.push_system("postgres_changes", SUBSCRIBED)
+
+    def _tables_for(self, binding: Binding) -> list[Table]:
+        return [
+            table
+            for key, table in self.catalog.tables.items()
+            if key[0] == binding.schema and (binding.all_tables or key[1] == binding.table)
+        ]
+
+    async def _reload_catalog(self) -> None:
+        """Load the publication's tables again and bind the live channels to the tables their bindings match now
+        (a table added to the publication reaches schema-wide and waiting bindings; a dropped one is unbound)."""
+        await self.catalog.load(self.db)
+        self._unknown_tables.clear()
+        by_table: dict[tuple[str, str], set[Channel]] = defaultdict(set)
+        for channel in self.subscribed:
+            for binding in channel.bindings:
+                for table in self._tables_for(binding):
+                    by_table[(table.schema, table.name)].add(channel)
+        self.by_table = by_table
 
     async def reauthorize(self, channel: Channel) -> None:
         """A channel's token changed: its role's columns may differ."""
@@ -212,7 +239,7 @@ class Gateway:
     # -- postgres_changes fan-out ----------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        """Wake the reader on NOTIFY tripsage_realtime, relay tripsage_realtime_relay; reconnect when lost."""
+        """Wake the reader on NOTIFY tripsage_realtime; reconnect when lost."""
         while True:
             try:
                 conn = await connect(self.database_url, application_name="tripsage-realtime-listen")
@@ -222,14 +249,10 @@ class Gateway:
                 continue
             try:
                 await conn.execute("LISTEN tripsage_realtime")
-                await conn.execute("LISTEN tripsage_realtime_relay")
                 self._wake.set()
                 while True:
-                    async for notify in conn.notifies(timeout=30.0):
-                        if notify.channel == CHANGES_CHANNEL:
-                            self._wake.set()
-                        else:
-                            await self._relayed(notify.payload)
+                    async for _notify in conn.notifies(timeout=30.0):
+                        self._wake.set()  # only a wake-up: its payload is never read
                     await conn.execute("SELECT 1")
             except Exception as error:  # the connection died: reconnect (and poll meanwhile)
                 self._set_database_lost(str(error))
@@ -264,8 +287,22 @@ class Gateway:
                 continue
             self._database_back()
             for change in changes:
-                await self._check_rls(change)
-                self.dispatch(change)
+                if change.key in (relay.RELAY_KEY, relay.MESSAGES_KEY):
+                    try:
+                        if change.key == relay.RELAY_KEY:
+                            relay.receive(self, change.record)
+                        else:
+                            self.delivered += relay.receive_database_broadcast(self, change.record)
+                    except Exception:  # one bad message (any role may send one) must never stop the reader
+                        log.exception("realtime: could not deliver relayed message %s", change.id)
+                else:
+                    if change.key not in self.catalog.tables and change.key not in self._unknown_tables:
+                        with contextlib.suppress(TripSageError):
+                            await self._reload_catalog()
+                        if change.key not in self.catalog.tables:
+                            self._unknown_tables.add(change.key)  # not published (any more): no reload per change
+                    await self._check_rls(change)
+                    self.dispatch(change)
                 # Let the socket writers send between changes: a large read must not starve them (frames would
                 # only pile up in the queues, and every client would see a silence).
                 await asyncio.sleep(0)
@@ -369,7 +406,7 @@ class Gateway:
                 if time.monotonic() - last_sync >= SYNC_INTERVAL:
                     last_sync = time.monotonic()
                     changed = await self.db.fetch_value(Q["sync_publication"])
-                    await self.catalog.load(self.db)
+                    await self._reload_catalog()
                     if changed:
                         log.info("realtime: publication changed (%s tables)", changed)
                 if time.monotonic() - last_cleanup >= RETENTION / 10:
@@ -378,6 +415,7 @@ class Gateway:
                     while await self.db.fetch_value(Q["cleanup_changes"], params) >= CLEANUP_BATCH:
                         await asyncio.sleep(0)  # a large backlog goes in batches, without holding the loop
                     await self._expire_gateways()
+                    await self.db.fetch_value(Q["maintain_message_partitions"])
             except TripSageError as error:
                 self._set_database_lost(str(error))
 
@@ -408,6 +446,3 @@ class Gateway:
 
     async def _expire_gateways(self) -> None:
         await presence.expire_gateways(self, GATEWAY_TIMEOUT)
-
-    async def _relayed(self, payload: str) -> None:
-        await relay.receive(self, payload)

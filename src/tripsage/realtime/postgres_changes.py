@@ -26,6 +26,9 @@ READ_LIMIT = 500  # changes per read (small pages interleave with sending)
 MAX_RECORD_BYTES = 1024 * 1024  # a larger payload is sent as Supabase does: Error 413 and the small fields only
 SMALL_FIELD_BYTES = 64
 EVENTS = ("*", "INSERT", "UPDATE", "DELETE")
+# Rows of tripsage_realtime.changes that are not changes of a published table: relayed messages and broadcasts from
+# the database (relay.py).
+INTERNAL_SCHEMAS = frozenset({"tripsage_realtime", "realtime"})
 
 
 @dataclass
@@ -111,6 +114,8 @@ class Change:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Change:
         audience = row["audience"]
+        # Fractional numbers of a published row are parsed exactly (filters); relayed messages keep JSON floats.
+        parse_float: Any = decimal.Decimal if row["schema_name"] not in INTERNAL_SCHEMAS else float
         return cls(
             id=row["id"],
             xid=int(row["xid"]),
@@ -118,9 +123,9 @@ class Change:
             schema=row["schema_name"],
             table=row["table_name"],
             type=row["type"],
-            record=json.loads(row["record"], parse_float=decimal.Decimal) if row["record"] is not None else None,
+            record=json.loads(row["record"], parse_float=parse_float) if row["record"] is not None else None,
             old_record=(
-                json.loads(row["old_record"], parse_float=decimal.Decimal) if row["old_record"] is not None else None
+                json.loads(row["old_record"], parse_float=parse_float) if row["old_record"] is not None else None
             ),
             # '{uuid,uuid,...}' as text: splitting it is much cheaper than decoding a uuid[] of a large trip
             audience=frozenset(audience[1:-1].split(",")) - {""} if audience is not None else None,

@@ -1,6 +1,8 @@
-"""Presence: who is on a topic. The state lives in tripsage_realtime.presence (shared by every replica); each track
-or untrack is sent as a presence_diff here and relayed to the other replicas. Metas carry `phx_ref`, which
-realtime-py requires."""
+"""Presence: who is on a topic. The state lives in tripsage_realtime.presence (shared by every replica), keyed by
+(topic, private): a private channel's presence is never the public channel's of the same name. Each track or untrack
+is sent as a presence_diff here and relayed to the other replicas. Metas carry `phx_ref`, which realtime-py requires.
+On a private channel, seeing presence needs the presence read policy and tracking the presence write policy
+(authorization.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from tripsage import queries_for
-from tripsage.realtime import protocol, relay
+from tripsage.realtime import authorization, protocol, relay
 
 if TYPE_CHECKING:
     from tripsage.realtime.channels import Channel
@@ -27,9 +29,10 @@ def _metas(entries: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
     return grouped
 
 
-async def _diff(gateway: Gateway, topic: str, joins: dict[str, Any], leaves: dict[str, Any]) -> None:
-    relay.deliver_presence_diff(gateway, topic, joins, leaves)
-    await relay.send(gateway, {"kind": "presence_diff", "topic": topic, "joins": joins, "leaves": leaves})
+async def _diff(gateway: Gateway, topic: str, private: bool, joins: dict[str, Any], leaves: dict[str, Any]) -> None:
+    relay.deliver_presence_diff(gateway, topic, private, joins, leaves)
+    message = {"kind": "presence_diff", "topic": topic, "private": private, "joins": joins, "leaves": leaves}
+    await relay.send(gateway, message)
 
 
 async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> None:
@@ -45,6 +48,9 @@ async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> N
                 protocol.reply(frame.topic, frame.ref, "error", {"reason": "Presence track payload must be a map"})
             )
             return
+        if channel.private and not await authorized_to_track(gateway, channel):
+            channel.push(protocol.reply(frame.topic, frame.ref, "error", {}))  # as Supabase: no reason given
+            return
         await track(gateway, channel, meta)
         channel.push(protocol.reply(frame.topic, frame.ref, "ok", {}))
     elif event == "untrack":
@@ -55,13 +61,33 @@ async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> N
         channel.push(protocol.reply(frame.topic, frame.ref, "error", {"reason": f"unknown presence event {event!r}"}))
 
 
+async def authorized_to_track(gateway: Gateway, channel: Channel) -> bool:
+    """May the channel's user track presence on its private topic? Evaluated once (and after a token refresh)."""
+    policies = channel.policies or authorization.Policies()
+    try:
+        if policies.presence_read is None:  # presence was not enabled at the join: read it now, as Supabase
+            read = await authorization.read(gateway.db, channel.identity, channel.name, presence=True)
+            policies.presence_read = read.presence_read
+        if policies.presence_write is None:
+            policies = await authorization.write(gateway.db, channel.identity, channel.name, policies)
+    except authorization.AuthorizationError as error:
+        log.warning("realtime: RlsPolicyError on %s: %s", channel.topic, error)
+        return False
+    channel.policies = policies
+    if policies.presence_read and not channel.presence_enabled:
+        channel.presence_enabled = True
+    return bool(policies.presence_write)
+
+
 async def track(gateway: Gateway, channel: Channel, meta: dict[str, Any]) -> None:
     if not channel.presence_key:
         channel.presence_key = str(uuid.uuid1())
     phx_ref = uuid.uuid4().hex[:16]
     leaves: list[tuple[str, str, dict[str, Any]]] = []
     for old in list(channel.presence_refs):  # re-tracking replaces the channel's entry
-        row = await gateway.db.fetch_one(Q["presence_untrack"], {"topic": channel.topic, "phx_ref": old})
+        row = await gateway.db.fetch_one(
+            Q["presence_untrack"], {"topic": channel.topic, "private": channel.private, "phx_ref": old}
+        )
         channel.presence_refs.discard(old)
         if row is not None:
             leaves.append((row["key"], row["phx_ref"], json.loads(row["meta"])))
@@ -71,26 +97,40 @@ async def track(gateway: Gateway, channel: Channel, meta: dict[str, Any]) -> Non
         "phx_ref": phx_ref,
         "gateway_id": gateway.id,
         "meta": json.dumps(meta),
+        "private": channel.private,
     }
     await gateway.db.execute(Q["presence_track"], params)
     channel.presence_refs.add(phx_ref)
     joined = {**meta}
     if leaves:
         joined["phx_ref_prev"] = leaves[0][1]
-    await _diff(gateway, channel.topic, _metas([(channel.presence_key, phx_ref, joined)]), _metas(leaves))
+    joins = _metas([(channel.presence_key, phx_ref, joined)])
+    await _diff(gateway, channel.topic, channel.private, joins, _metas(leaves))
 
 
 async def untrack(gateway: Gateway, channel: Channel, phx_ref: str) -> None:
     channel.presence_refs.discard(phx_ref)
-    row = await gateway.db.fetch_one(Q["presence_untrack"], {"topic": channel.topic, "phx_ref": phx_ref})
+    params = {"topic": channel.topic, "private": channel.private, "phx_ref": phx_ref}
+    row = await gateway.db.fetch_one(Q["presence_untrack"], params)
     if row is not None:
-        await _diff(gateway, channel.topic, {}, _metas([(row["key"], row["phx_ref"], json.loads(row["meta"]))]))
+        leaves = _metas([(row["key"], row["phx_ref"], json.loads(row["meta"]))])
+        await _diff(gateway, channel.topic, channel.private, {}, leaves)
 
 
 async def send_state(gateway: Gateway, channel: Channel) -> None:
-    rows = await gateway.db.fetch_all(Q["presence_list"], {"topic": channel.topic})
-    state = _metas([(row["key"], row["phx_ref"], json.loads(row["meta"])) for row in rows])
-    channel.push(protocol.Frame(channel.topic, protocol.PRESENCE_STATE, state, None, channel.join_ref))
+    """The presence_state after a join. Diffs that arrive while the state is read are held and sent after it: a
+    client replaces its state with presence_state, so a diff sent before it would be lost (and repeating a join the
+    state already holds is harmless: clients merge metas by phx_ref)."""
+    try:
+        if not relay.may_see_presence(channel, channel.private):
+            return
+        rows = await gateway.db.fetch_all(Q["presence_list"], {"topic": channel.topic, "private": channel.private})
+        state = _metas([(row["key"], row["phx_ref"], json.loads(row["meta"])) for row in rows])
+        channel.push(protocol.Frame(channel.topic, protocol.PRESENCE_STATE, state, None, channel.join_ref))
+    finally:
+        held, channel.presence_held = channel.presence_held, None
+        for frame in held or ():
+            channel.push(frame)
 
 
 async def expire_gateways(gateway: Gateway, timeout: float) -> None:
@@ -104,8 +144,9 @@ async def drop_own(gateway: Gateway) -> None:
 
 
 async def _leaves(gateway: Gateway, rows: list[dict[str, Any]]) -> None:
-    by_topic: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
+    by_topic: dict[tuple[str, bool], list[tuple[str, str, dict[str, Any]]]] = {}
     for row in rows:
-        by_topic.setdefault(row["topic"], []).append((row["key"], row["phx_ref"], json.loads(row["meta"])))
-    for topic, leaves in by_topic.items():
-        await _diff(gateway, topic, {}, _metas(leaves))
+        entry = (row["key"], row["phx_ref"], json.loads(row["meta"]))
+        by_topic.setdefault((row["topic"], row["private"]), []).append(entry)
+    for (topic, private), leaves in by_topic.items():
+        await _diff(gateway, topic, private, {}, _metas(leaves))

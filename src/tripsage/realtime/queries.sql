@@ -69,11 +69,11 @@ WITH gone AS (
     FOR UPDATE SKIP LOCKED
 ), presences AS (
     DELETE FROM tripsage_realtime.presence p USING gone WHERE p.gateway_id = gone.id
-    RETURNING p.topic, p.key, p.phx_ref, p.meta::text AS meta
+    RETURNING p.topic, p.private, p.key, p.phx_ref, p.meta::text AS meta
 ), gateways AS (
     DELETE FROM tripsage_realtime.gateways g USING gone WHERE g.id = gone.id
 )
-SELECT topic, key, phx_ref, meta FROM presences
+SELECT topic, private, key, phx_ref, meta FROM presences
 
 -- name: cleanup_changes
 -- Drop captured changes and relayed messages older than the retention; returns the number of rows deleted.
@@ -82,40 +82,28 @@ WITH changes AS (
     WHERE id IN (SELECT id FROM tripsage_realtime.changes
                  WHERE captured_at < now() - make_interval(secs => %(retention_s)s) LIMIT %(limit)s)
     RETURNING 1
-), relayed AS (
-    DELETE FROM tripsage_realtime.relay WHERE created_at < now() - make_interval(secs => %(retention_s)s)
-    RETURNING 1
 )
-SELECT (SELECT count(*) FROM changes) + (SELECT count(*) FROM relayed) AS deleted
-
--- name: relay_notify
--- Relay a broadcast or presence diff to every gateway.
-SELECT pg_notify('tripsage_realtime_relay', %(payload)s)
-
--- name: relay_store
--- A relayed message too large for NOTIFY: stored, and its id notified.
-WITH stored AS (INSERT INTO tripsage_realtime.relay (message) VALUES (%(message)s::jsonb) RETURNING id)
-SELECT pg_notify('tripsage_realtime_relay', json_build_object('stored', id)::text) FROM stored
-
--- name: relay_fetch
-SELECT message::text AS message FROM tripsage_realtime.relay WHERE id = %(id)s
+SELECT count(*) AS deleted FROM changes
 
 -- name: presence_track
-INSERT INTO tripsage_realtime.presence (topic, key, phx_ref, gateway_id, meta)
-VALUES (%(topic)s, %(key)s, %(phx_ref)s, %(gateway_id)s, %(meta)s::jsonb)
+INSERT INTO tripsage_realtime.presence (topic, private, key, phx_ref, gateway_id, meta)
+VALUES (%(topic)s, %(private)s, %(key)s, %(phx_ref)s, %(gateway_id)s, %(meta)s::jsonb)
 ON CONFLICT (topic, phx_ref) DO UPDATE SET key = excluded.key, meta = excluded.meta, updated_at = now()
 
 -- name: presence_untrack
-DELETE FROM tripsage_realtime.presence WHERE topic = %(topic)s AND phx_ref = %(phx_ref)s
+DELETE FROM tripsage_realtime.presence WHERE topic = %(topic)s AND private = %(private)s AND phx_ref = %(phx_ref)s
 RETURNING key, phx_ref, meta::text AS meta
 
 -- name: presence_list
-SELECT key, phx_ref, meta::text AS meta FROM tripsage_realtime.presence WHERE topic = %(topic)s ORDER BY updated_at
+-- The presence of a topic, private or public.
+SELECT key, phx_ref, meta::text AS meta FROM tripsage_realtime.presence
+WHERE topic = %(topic)s AND private = %(private)s
+ORDER BY updated_at
 
 -- name: presence_drop_gateway
 -- This gateway stops: its presences go (returned, for the leaves).
 DELETE FROM tripsage_realtime.presence WHERE gateway_id = %(gateway_id)s
-RETURNING topic, key, phx_ref, meta::text AS meta
+RETURNING topic, private, key, phx_ref, meta::text AS meta
 
 -- name: status_gateways
 -- The gateways known to the database, newest first, and whether each is alive (capture needs one).
@@ -142,5 +130,37 @@ ORDER BY 1
 -- Captured changes kept (bounded by the retention) and the age of the oldest, in seconds.
 SELECT count(*) AS changes,
        coalesce(extract(epoch FROM now() - min(captured_at)), 0)::float8 AS oldest_s,
-       (SELECT count(*) FROM tripsage_realtime.relay) AS relayed
+       count(*) FILTER (WHERE schema_name IN ('tripsage_realtime', 'realtime')) AS relayed
 FROM tripsage_realtime.changes
+
+-- name: maintain_message_partitions
+-- realtime.messages' daily partitions: yesterday to three days ahead; those older than 72 hours dropped.
+SELECT tripsage_realtime.maintain_message_partitions() AS changed
+
+-- name: authorization_insert_probes
+-- The read probe's rows, one per extension, inserted as the table's owner.
+SELECT tripsage_realtime.insert_probes(%(topic)s, %(extensions)s::text[], %(ids)s::uuid[])
+
+-- name: authorization_act_as
+-- Act as the channel's user for the rest of the transaction (Supabase's set_conn_config).
+SELECT set_config('role', %(role)s, true), set_config('realtime.topic', %(topic)s, true),
+       set_config('request.jwt.claims', %(claims)s, true), set_config('request.jwt.claim.sub', %(sub)s, true),
+       set_config('request.jwt.claim.role', %(role)s, true), set_config('request.headers', '{}', true)
+
+-- name: authorization_read
+-- Which of the probe rows the user may SELECT (RLS decides).
+SELECT id::text AS id FROM realtime.messages WHERE id = ANY (%(ids)s::uuid[])
+
+-- name: authorization_write
+-- May the user INSERT a message of this extension on the topic (RLS decides)?
+INSERT INTO realtime.messages (topic, extension) VALUES (%(topic)s, %(extension)s)
+
+-- name: relay
+-- A broadcast or presence diff for the other gateways: stored in the table only the runtime writes (NOTIFY only
+-- wakes them; a NOTIFY payload is never trusted).
+WITH stored AS (
+    INSERT INTO tripsage_realtime.changes (schema_name, table_name, type, record)
+    VALUES ('tripsage_realtime', 'relay', 'INSERT', %(message)s::jsonb)
+    RETURNING id
+)
+SELECT pg_notify('tripsage_realtime', '') FROM stored

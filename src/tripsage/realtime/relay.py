@@ -1,8 +1,16 @@
-"""The relay between gateways: broadcasts and presence diffs travel through PostgreSQL.
+"""The relay between gateways, and Broadcast from Database.
 
-A message goes out as NOTIFY tripsage_realtime_relay with a JSON payload; one larger than the NOTIFY limit is stored in
-tripsage_realtime.relay and only its id is notified. Every gateway (this one included) receives it; each ignores its
-own messages, which it delivered locally already.
+A client's broadcast or a presence diff is delivered to this replica's channels at once, and stored for the other
+gateways as a row of tripsage_realtime.changes (schema `tripsage_realtime`, table `relay`), which only the runtime may
+write; every gateway reads that table in commit order (postgres_changes.ChangeReader) and NOTIFY tripsage_realtime only
+wakes it. Nothing a NOTIFY carries is trusted, so no database role can reach a client with pg_notify.
+
+Broadcast from Database: a committed broadcast row of realtime.messages (realtime.send, realtime.broadcast_changes or
+an INSERT a policy allowed) is captured into the same table (schema `realtime`, table `messages`) and delivered by
+every gateway to its channels on the topic: private messages to private channels whose user may read broadcasts,
+public ones to public channels, with Supabase's frame (`meta.id` is the message id).
+
+Private and public channels of the same name never see each other's messages: every delivery matches `private`.
 """
 
 from __future__ import annotations
@@ -13,76 +21,123 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from tripsage import queries_for
-from tripsage.exceptions import TripSageError
 from tripsage.realtime import protocol
 
 if TYPE_CHECKING:
+    from tripsage.realtime.channels import Channel
     from tripsage.realtime.gateway import Gateway
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.realtime")
 
-NOTIFY_LIMIT = 7900  # bytes: PostgreSQL's NOTIFY payload limit is 8000
+RELAY_KEY = ("tripsage_realtime", "relay")
+MESSAGES_KEY = ("realtime", "messages")
 
 
 async def send(gateway: Gateway, message: dict[str, Any]) -> None:
-    """Relay a message to the other gateways (NOTIFY, or the side table for a large one)."""
+    """Relay a message to the other gateways (through the table only the runtime writes)."""
     payload = message.get("payload")
     if isinstance(payload, dict) and isinstance(payload.get("binary"), bytes):
         message = {**message, "payload": {**payload, "binary": base64.b64encode(payload["binary"]).decode()}}
     text = json.dumps({**message, "origin": gateway.id}, separators=(",", ":"))
-    if len(text.encode()) <= NOTIFY_LIMIT:
-        await gateway.db.execute(Q["relay_notify"], {"payload": text})
-    else:
-        await gateway.db.execute(Q["relay_store"], {"message": text})
+    await gateway.db.execute(Q["relay"], {"message": text})
 
 
-async def receive(gateway: Gateway, payload: str) -> None:
-    try:
-        message = json.loads(payload)
-        if isinstance(message, dict) and "stored" in message and "origin" not in message:
-            stored = await gateway.db.fetch_value(Q["relay_fetch"], {"id": int(message["stored"])})
-            if stored is None:
-                return
-            message = json.loads(stored)
-    except (ValueError, TripSageError) as error:
-        log.warning("realtime relay: unreadable message (%s)", error)
-        return
+def receive(gateway: Gateway, message: Any) -> None:
+    """A relayed message read from tripsage_realtime.changes (another gateway's; this one's are skipped)."""
     if not isinstance(message, dict) or message.get("origin") == gateway.id:
         return
     topic = message.get("topic")
     if not isinstance(topic, str):
         return
+    private = message.get("private") is True
     kind = message.get("kind")
     if kind == "broadcast":
         body = message.get("payload")
         if isinstance(body, dict) and isinstance(body.get("binary"), str):
             body = {**body, "binary": base64.b64decode(body["binary"])}
-        deliver_broadcast(gateway, topic, bool(message.get("private")), body, sender=None)
+        deliver_broadcast(gateway, topic, private, body, sender=None)
     elif kind == "presence_diff":
-        deliver_presence_diff(gateway, topic, message.get("joins") or {}, message.get("leaves") or {})
+        deliver_presence_diff(gateway, topic, private, message.get("joins") or {}, message.get("leaves") or {})
 
 
-def deliver_broadcast(gateway: Gateway, topic: str, private: bool, payload: Any, sender: object | None) -> int:
+def receive_database_broadcast(gateway: Gateway, row: Any) -> int:
+    """A committed broadcast row of realtime.messages, as Supabase sends it; too large a payload is dropped."""
+    if not isinstance(row, dict) or not isinstance(row.get("topic"), str) or not isinstance(row.get("event"), str):
+        return 0
+    payload: dict[str, Any] = {"type": "broadcast", "event": row["event"], "meta": {"id": row.get("id")}}
+    payload_json: str | None = None
+    if isinstance(row.get("binary"), str):
+        payload["binary"] = base64.b64decode(row["binary"])
+        size = len(payload["binary"])
+    else:
+        payload["payload"] = row.get("payload")
+        body = json.dumps(row.get("payload"), separators=(",", ":"))
+        size = len(body.encode())
+        payload_json = (
+            f'{{"type":"broadcast","event":{json.dumps(row["event"])},"payload":{body},'
+            f'"meta":{json.dumps(payload["meta"], separators=(",", ":"))}}}'
+        )
+    if size > gateway.limits.broadcast_payload_bytes:
+        log.warning("realtime: broadcast from database to %s dropped: payload of %d bytes", row["topic"], size)
+        return 0
+    topic = protocol.TOPIC_PREFIX + row["topic"]
+    return deliver_broadcast(gateway, topic, row.get("private") is True, payload, None, payload_json)
+
+
+def may_receive_broadcast(channel: Channel, private: bool) -> bool:
+    if channel.private != private:
+        return False
+    return not private or (channel.policies is not None and bool(channel.policies.broadcast_read))
+
+
+def may_see_presence(channel: Channel, private: bool) -> bool:
+    if channel.private != private:
+        return False
+    return not private or (channel.policies is not None and bool(channel.policies.presence_read))
+
+
+def deliver_broadcast(
+    gateway: Gateway,
+    topic: str,
+    private: bool,
+    payload: Any,
+    sender: object | None,
+    payload_json: str | None = None,
+) -> int:
     """Send a broadcast to this replica's channels on the topic: V2 sockets get a binary user-broadcast frame (kind
-    4), V1 sockets a `broadcast` frame (only for JSON payloads, as Supabase)."""
+    4), V1 sockets a `broadcast` frame (only for JSON payloads, as Supabase). `payload_json`: the payload already
+    serialized, if the caller has it."""
     sent = 0
     binary_frame: bytes | None = None
+    binary_impossible = False  # an event, topic or metadata over 255 bytes: no V2 binary frame can carry it
+    frames: dict[tuple[str, str | None], str] = {}  # serialized once per (protocol, join_ref): V1 frames are all alike
     for channel in list(gateway.by_topic.get(topic, ())):
-        if channel.private != private or (channel is sender and not channel.broadcast_self):
+        if not may_receive_broadcast(channel, private) or (channel is sender and not channel.broadcast_self):
             continue
-        if (
-            channel.connection.vsn == protocol.V2
-            and isinstance(payload, dict)
-            and isinstance(payload.get("event"), str)
-        ):
+        vsn = channel.connection.vsn
+        if vsn == protocol.V2 and isinstance(payload, dict) and isinstance(payload.get("event"), str):
+            if binary_frame is None and not binary_impossible:
+                try:
+                    binary_frame = _user_broadcast(topic, payload)
+                except protocol.ProtocolError as error:
+                    log.warning("realtime: broadcast on %s not sent to V2 sockets: %s", topic, error)
+                    binary_impossible = True
             if binary_frame is None:
-                binary_frame = _user_broadcast(topic, payload)
+                continue
             channel.connection.push_text(binary_frame)
         elif isinstance(payload, dict) and "binary" in payload:
             continue
         else:
-            channel.push(protocol.Frame(topic, protocol.BROADCAST, payload, None, channel.join_ref))
+            join_ref = channel.join_ref if vsn == protocol.V2 else None
+            frame = frames.get((vsn, join_ref))
+            if frame is None:
+                if payload_json is None:
+                    payload_json = json.dumps(payload, separators=(",", ":"))
+                frame = frames[(vsn, join_ref)] = protocol.encode_raw_push(
+                    json.dumps(topic), protocol.BROADCAST, payload_json, join_ref, vsn
+                )
+            channel.connection.push_text(frame)
         sent += 1
     if sent and gateway.metrics is not None:
         gateway.metrics.realtime_messages.labels(kind="broadcast").inc(sent)
@@ -100,15 +155,19 @@ def _user_broadcast(topic: str, payload: dict[str, Any]) -> bytes:
     return protocol.encode_user_broadcast(protocol.UserBroadcast(topic, payload["event"], body, encoding, meta))
 
 
-def deliver_presence_diff(gateway: Gateway, topic: str, joins: dict[str, Any], leaves: dict[str, Any]) -> None:
+def deliver_presence_diff(
+    gateway: Gateway, topic: str, private: bool, joins: dict[str, Any], leaves: dict[str, Any]
+) -> None:
     sent = 0
     for channel in list(gateway.by_topic.get(topic, ())):
-        if channel.presence_enabled:
-            channel.push(
-                protocol.Frame(
-                    topic, protocol.PRESENCE_DIFF, {"joins": joins, "leaves": leaves}, None, channel.join_ref
-                )
+        if channel.presence_enabled and may_see_presence(channel, private):
+            frame = protocol.Frame(
+                topic, protocol.PRESENCE_DIFF, {"joins": joins, "leaves": leaves}, None, channel.join_ref
             )
+            if channel.presence_held is not None:
+                channel.presence_held.append(frame)  # its presence_state is being read: sent after it
+            else:
+                channel.push(frame)
             sent += 1
     if sent and gateway.metrics is not None:
         gateway.metrics.realtime_messages.labels(kind="presence").inc(sent)

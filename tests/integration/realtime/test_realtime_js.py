@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from realtime import AsyncRealtimeClient
 
-from tests.integration.realtime.conftest import WAIT, make_user, subscribe, user_token
+from tests.integration.realtime.conftest import WAIT, anon_key, make_user, service_key, subscribe, user_token
 from tests.runtime import RunningRuntime
 from tripsage import queries_for
 from tripsage.db.connector import Database
@@ -122,3 +122,89 @@ async def test_realtime_js_postgres_changes_broadcast_and_presence(
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def start_private(runtime: RunningRuntime, token: str, topic: str, key: str) -> Node:
+    """realtime-js on a private channel: the socket connects with the anon key, setAuth gives the user's token."""
+    url = runtime.base_url.replace("http://", "ws://") + "/realtime/v1"
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(JS / "realtime_js_private.cjs"),
+        url,
+        anon_key(),
+        token,
+        topic,
+        key,
+        cwd=JS,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    return Node(process)
+
+
+async def test_realtime_js_private_trip_channel_matrix(runtime: RunningRuntime, admin: Database) -> None:
+    """The TripSage policies through realtime-js: join (read) with view access and above, send and track (write) with
+    edit access and above; strangers and anon are refused with Supabase's reason."""
+    owner, viewer, editor, trip_admin, stranger = [await make_user(admin) for _ in range(5)]
+    trip = int(await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "js", "budget": 1}))
+    for user, level in ((viewer, "view"), (editor, "edit"), (trip_admin, "admin")):
+        await admin.execute(
+            Q["add_collaborator"], {"trip_id": trip, "user_id": user, "level": level, "added_by": owner}
+        )
+    tokens = {
+        "owner": user_token(owner),
+        "viewer": user_token(viewer),
+        "editor": user_token(editor),
+        "admin": user_token(trip_admin),
+        "stranger": user_token(stranger),
+        "anon": anon_key(),
+        "service": service_key(),
+    }
+    topic = f"trip:{trip}"
+    nodes = {name: await start_private(runtime, token, topic, name) for name, token in tokens.items()}
+    try:
+        statuses = {
+            name: await node.until(lambda e: e["kind"] == "status", "a join status") for name, node in nodes.items()
+        }
+        assert {name for name, s in statuses.items() if s["status"] == "SUBSCRIBED"} == {
+            "owner",
+            "viewer",
+            "editor",
+            "admin",
+            "service",
+        }
+        for name in ("stranger", "anon"):
+            assert statuses[name]["status"] == "CHANNEL_ERROR"
+            assert f"You do not have permissions to read from this Channel topic: {topic}" in statuses[name]["error"]
+        insiders = ("owner", "viewer", "editor", "admin", "service")
+        tracked = {}
+        for name in insiders:
+            await nodes[name].command(broadcast={"event": "hello", "payload": {"from": name}})
+            await nodes[name].until(lambda e: e["kind"] == "sent", "the send")
+            await nodes[name].command(track={"name": name})
+            tracked[name] = (await nodes[name].until(lambda e: e["kind"] == "tracked", "the track reply"))["result"]
+        assert tracked == {"owner": "ok", "viewer": "error", "editor": "ok", "admin": "ok", "service": "ok"}
+        await nodes["service"].command(broadcast={"event": "done", "payload": {}})
+        writers = {"owner", "editor", "admin", "service"}
+        for name in insiders:
+            node = nodes[name]
+            if name != "service":
+                await node.until(lambda e: e["kind"] == "broadcast" and e["event"] == "done", "done")
+            heard = {e["payload"]["from"] for e in node.events if e["kind"] == "broadcast" and e["event"] == "hello"}
+            assert heard == writers - {name}, name
+            await node.until(lambda e: e["kind"] == "presence" and set(e["state"]) == writers, "the writers' presence")
+        # Broadcast from Database reaches realtime-js (V2: a binary user-broadcast frame with the message id as meta)
+        async with admin.transaction() as conn:
+            params = {"payload": '{"n": 7}', "event": "INSERT", "topic": topic, "private": True}
+            await conn.execute(Q["realtime_send"].sql, params)
+        for name in insiders:
+            sent = await nodes[name].until(lambda e: e["kind"] == "broadcast" and e["event"] == "INSERT", "the send")
+            assert sent["payload"]["n"] == 7 and sent["payload"]["id"]
+        for name in ("stranger", "anon"):
+            assert not [e for e in nodes[name].events if e["kind"] in ("broadcast", "presence")]
+    finally:
+        for node in nodes.values():
+            if node.process.returncode is None:
+                node.process.kill()
+                await node.process.wait()
