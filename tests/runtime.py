@@ -18,7 +18,8 @@ import uvicorn
 from aiohttp import web
 
 from tripsage.config import Settings, load_settings
-from tripsage.server import Runtime, build_app, build_runtime
+from tripsage.runtime import Runtime
+from tripsage.server import build_app, build_runtime
 from tripsage.serving import server_config
 
 TEST_JWT_SECRET = "tripsage-tests-jwt-secret-0123456789-abcdefghij"

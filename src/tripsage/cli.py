@@ -9,15 +9,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Coroutine
-from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from tripsage import jwt, redact
+from tripsage.cli_support import Target, console, errors, fail, open_target, print_error, run
 from tripsage.config import Settings, load_settings
 from tripsage.db import connector, topology
 from tripsage.db.embedded import EmbeddedPostgres
@@ -29,41 +27,6 @@ secrets_app = typer.Typer(help="Secrets at rest.", no_args_is_help=True)
 db_app = typer.Typer(help="The embedded PostgreSQL server.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(db_app, name="db")
-
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine; a TripSageError becomes one clear line on stderr and exit code 1."""
-    try:
-        return asyncio.run(coro)
-    except TripSageError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
-@dataclass
-class Target:
-    """The database a command works on: the configured one, or the embedded server (started if needed)."""
-
-    settings: Settings
-    url: str
-    embedded: EmbeddedPostgres | None
-
-    def close(self) -> None:
-        # Stop the embedded server only if this command started it (another `tripsage up` may be using it).
-        if self.embedded is not None and self.embedded.started_here:
-            self.embedded.stop()
-
-
-def open_target(settings: Settings, *, db_port: int | None = None) -> Target:
-    external = settings.external_database_url
-    if external:
-        return Target(settings, external, None)
-    server = EmbeddedPostgres(settings.resolved_data_dir, port=db_port or settings.db_port)
-    return Target(settings, server.start(), server)
 
 
 async def deploy_url(target: Target) -> str:
@@ -224,8 +187,7 @@ def up(
     try:
         target = open_target(settings, db_port=db_port)
     except TripSageError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise fail(error) from None
     # SIGTERM stops the runtime the same way Ctrl-C does (uvicorn handles both), then the embedded server below.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -255,10 +217,7 @@ def serve(
     settings = load_settings()
     url = settings.external_database_url
     if not url:
-        errors.print(
-            "[bold red]error:[/] set SUPABASE_DB_URL or DATABASE_URL (or use `tripsage up` for the embedded server)"
-        )
-        raise typer.Exit(1)
+        raise fail("set SUPABASE_DB_URL or DATABASE_URL (or use `tripsage up` for the embedded server)")
     serve_runtime(settings, url, host or settings.host, port or settings.port, direct_url=settings.db_direct_url)
 
 
@@ -309,8 +268,7 @@ def db_start(port: Annotated[int | None, typer.Option(help="Also listen on this 
         url = server.start()
         print(server.tcp_url() or url)
     except TripSageError as error:
-        errors.print(f"[bold red]error:[/] {error}")
-        raise typer.Exit(1) from None
+        raise fail(error) from None
 
 
 @db_app.command("stop")
@@ -354,5 +312,5 @@ def main() -> None:  # pragma: no cover - console entry point
     try:
         app()
     except ConfigurationError as error:  # a bad setting: one line, whichever command read the settings
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        print_error(error)
         sys.exit(1)

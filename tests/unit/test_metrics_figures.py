@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tripsage.monitoring.metrics import Metrics, bucket_quantile
+from tripsage.metrics import Metrics, bucket_quantile
 
 
 def test_bucket_quantile_interpolates_like_prometheus() -> None:

@@ -27,7 +27,7 @@ from tripsage.functions.errors import BadRequest, Forbidden, FunctionError
 from tripsage.webhooks import outbox
 
 if TYPE_CHECKING:
-    from tripsage.server import Runtime
+    from tripsage.runtime import Runtime
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.functions")

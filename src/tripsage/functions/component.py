@@ -20,7 +20,7 @@ from tripsage.functions.app import Context, FunctionEndpoint, not_found
 from tripsage.functions.email import Email, Mailer, SmtpConfig
 
 if TYPE_CHECKING:
-    from tripsage.server import Runtime
+    from tripsage.runtime import Runtime
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.functions")

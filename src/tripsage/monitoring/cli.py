@@ -10,7 +10,9 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from tripsage.cli_support import plain
+from tripsage.cli_support import plain, with_db
+from tripsage.config import load_settings
+from tripsage.db.connector import Database
 
 console = Console()
 
@@ -67,21 +69,14 @@ def status(
     slow: Annotated[bool, typer.Option("--slow", help="Also list the slowest statements.")] = False,
 ) -> None:
     """A one-screen summary: success metrics, jobs, webhooks (and --slow queries)."""
-    from tripsage.cli import open_target, run
-    from tripsage.config import load_settings
-    from tripsage.db.connector import Database
     from tripsage.monitoring.status import collect_status
 
-    async def main() -> dict[str, Any]:
-        settings = load_settings()
-        target = open_target(settings)
-        try:
-            async with Database(target.url, max_size=1, application_name="tripsage-status") as db:
-                return await collect_status(db, slow=slow, timezone=settings.cron_timezone)
-        finally:
-            target.close()
+    timezone = load_settings().cron_timezone
 
-    report = run(main())
+    async def collect(db: Database) -> dict[str, Any]:
+        return await collect_status(db, slow=slow, timezone=timezone)
+
+    report = with_db(collect, max_size=1, application_name="tripsage-status")
     report.pop("health_series", None)
     if as_json:
         print(json.dumps(report, default=plain, indent=2))

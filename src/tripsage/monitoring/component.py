@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from tripsage import queries_for
 from tripsage.exceptions import DatabaseError
+from tripsage.monitoring import metrics as database_figures
 from tripsage.monitoring.dashboard import Dashboard
 
 log = logging.getLogger(__name__)
@@ -77,5 +78,5 @@ class MonitoringComponent:
 
     async def scrape(self, request: Request) -> Response:
         metrics = self.runtime.metrics
-        await metrics.refresh(self.runtime.database)
+        await database_figures.refresh(metrics, self.runtime.database)
         return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

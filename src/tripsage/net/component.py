@@ -24,7 +24,7 @@ from tripsage.net.worker import NetWorker
 from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
-    from tripsage.server import Runtime
+    from tripsage.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Annotated, Any
 
@@ -11,41 +10,26 @@ from rich.console import Console
 from rich.table import Table
 
 from tripsage import queries_for
-from tripsage.cli_support import plain
-from tripsage.config import load_settings
+from tripsage.cli_support import plain, with_db
 from tripsage.db.connector import Database
-from tripsage.exceptions import TripSageError
 
 Q = queries_for("tripsage.realtime")
 app = typer.Typer(help="The realtime gateway: gateways, published tables, capture.", no_args_is_help=True)
 console = Console()
-errors = Console(stderr=True)
 
 
-async def _status(url: str) -> dict[str, Any]:
-    async with Database(url, max_size=1, application_name="tripsage-cli") as db:
-        return {
-            "gateways": await db.fetch_all(Q["status_gateways"]),
-            "tables": await db.fetch_all(Q["status_tables"]),
-            "backlog": await db.fetch_one(Q["status_backlog"]),
-        }
+async def _status(db: Database) -> dict[str, Any]:
+    return {
+        "gateways": await db.fetch_all(Q["status_gateways"]),
+        "tables": await db.fetch_all(Q["status_tables"]),
+        "backlog": await db.fetch_one(Q["status_backlog"]),
+    }
 
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Gateways (alive or not), published tables (capture trigger, audience function, RLS) and the change backlog."""
-    from tripsage.cli import open_target  # the shared command plumbing (imported late: cli imports this module)
-
-    settings = load_settings()
-    try:
-        target = open_target(settings)
-        try:
-            report = asyncio.run(_status(target.url))
-        finally:
-            target.close()
-    except TripSageError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+    report = with_db(_status, max_size=1)
     if as_json:
         print(json.dumps(report, default=plain, indent=2))
         return

@@ -17,7 +17,7 @@ from tripsage.realtime.limits import Limits
 
 if TYPE_CHECKING:
     from tripsage.config import Settings
-    from tripsage.server import Runtime
+    from tripsage.runtime import Runtime
 
 PATHS = ("/realtime/v1/websocket", "/socket/websocket")
 

@@ -38,7 +38,7 @@ from tripsage.realtime.postgres_changes import EVENTS, Catalog, Change, ChangeRe
 from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
-    from tripsage.monitoring.metrics import Metrics
+    from tripsage.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.realtime")

@@ -36,7 +36,7 @@ from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
     from tripsage.config import Settings
-    from tripsage.server import Runtime
+    from tripsage.runtime import Runtime
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.scheduler")

@@ -21,7 +21,7 @@ from tripsage.webhooks import outbox
 from tripsage.webhooks.dispatcher import BATCH_SIZE, Dispatcher
 
 if TYPE_CHECKING:
-    from tripsage.server import Runtime
+    from tripsage.runtime import Runtime
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.webhooks")

@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 from tripsage import __version__, queries_for, redact, ssrf
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database
-from tripsage.monitoring.metrics import Metrics
+from tripsage.metrics import Metrics
 from tripsage.webhooks import outbox, retry, signing
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from psycopg import sql
 from tests import servers
 from tests.runtime import running_runtime, runtime_settings
 from tripsage.exceptions import ConfigurationError
+from tripsage.runtime import Runtime
 from tripsage.scheduler.component import SchedulerComponent
-from tripsage.server import Runtime
 
 DEADLINE = 30.0  # seconds: generous, for a loaded CI machine; never a timing assertion
 
