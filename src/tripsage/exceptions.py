@@ -4,7 +4,8 @@ TripSageError
 ├── ConfigurationError          a setting is missing or invalid
 ├── DatabaseError               PostgreSQL could not be reached or refused something
 │   ├── DatabaseUnavailable     no connection (unreachable, wrong password, no such database)
-│   └── InsufficientPrivilege   the role lacks a privilege it needs
+│   ├── InsufficientPrivilege   the role lacks a privilege it needs
+│   └── CommandFailed           PostgreSQL refused a scheduled job's session or command (libpq's text)
 ├── EmbeddedServerError         the embedded PostgreSQL could not be initialised, started or stopped
 ├── MigrationError              a migration failed, or an applied migration's file changed
 └── CryptoError                 a secret could not be encrypted or decrypted
@@ -34,6 +35,10 @@ class DatabaseUnavailable(DatabaseError):
 
 class InsufficientPrivilege(DatabaseError):
     """The database role lacks a privilege TripSage needs."""
+
+
+class CommandFailed(DatabaseError):
+    """PostgreSQL refused a scheduled job's session or command."""
 
 
 class EmbeddedServerError(TripSageError):

@@ -1,6 +1,8 @@
 """The one thin layer that touches the driver: a pool, execute/fetch by named query, LISTEN, and error mapping.
 
-Domain code calls `Database` with `Query` objects from `.sql` files and never imports psycopg itself.
+Domain code calls `Database` with `Query` objects from `.sql` files and never imports psycopg itself: what it needs
+of the driver is here (`Jsonb` for a JSON parameter, `Connection` and the `*_on` helpers for a connection of its own,
+a transaction or a session holding a lock). An import contract (pyproject.toml) keeps psycopg inside `tripsage.db`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from psycopg import sql
 from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb as Jsonb  # re-exported: how the capabilities pass a JSON parameter
 from psycopg_pool import AsyncConnectionPool
 
 from tripsage.db.queries import Query
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Params = Mapping[str, Any] | Sequence[Any] | None
 Row = dict[str, Any]
+Connection = psycopg.AsyncConnection[Row]  # one connection of the caller's: a transaction, a LISTEN or lock session
 CONNECT_TIMEOUT = 10  # seconds
 LISTEN_PING_INTERVAL = 30.0  # seconds of silence before the LISTEN connection is checked
 FLOAT4_OID = 700
@@ -105,7 +109,7 @@ class Float4ArrayDumper(Dumper):
 psycopg.adapters.register_dumper(Float4Array, Float4ArrayDumper)
 
 
-async def connect(url: str, *, autocommit: bool = True, **kwargs: Any) -> psycopg.AsyncConnection[Row]:
+async def connect(url: str, *, autocommit: bool = True, **kwargs: Any) -> Connection:
     """One connection (for LISTEN, leases and maintenance), with a clear error when it cannot be made."""
     try:
         return await psycopg.AsyncConnection.connect(
@@ -113,6 +117,26 @@ async def connect(url: str, *, autocommit: bool = True, **kwargs: Any) -> psycop
         )
     except psycopg.OperationalError as error:
         raise DatabaseUnavailable(describe_connect_error(url, error)) from error
+
+
+async def execute_on(conn: Connection, query: Query, params: Params = None) -> int:
+    """`Database.execute` on one connection of the caller's."""
+    with mapped_errors(query.name):
+        cursor = await conn.execute(query.sql, params)
+        return cursor.rowcount
+
+
+async def fetch_all_on(conn: Connection, query: Query, params: Params = None) -> list[Row]:
+    """`Database.fetch_all` on one connection of the caller's ([] for a statement that returns no rows)."""
+    with mapped_errors(query.name):
+        cursor = await conn.execute(query.sql, params)
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def fetch_one_on(conn: Connection, query: Query, params: Params = None) -> Row | None:
+    """`Database.fetch_one` on one connection of the caller's."""
+    rows = await fetch_all_on(conn, query, params)
+    return rows[0] if rows else None
 
 
 class Database:
@@ -166,12 +190,12 @@ class Database:
         await self.close()
 
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+    async def connection(self) -> AsyncIterator[Connection]:
         async with self._pool.connection() as conn:
             yield conn
 
     @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[psycopg.AsyncConnection[Row]]:
+    async def transaction(self) -> AsyncIterator[Connection]:
         async with self._pool.connection() as conn, conn.transaction():
             yield conn
 

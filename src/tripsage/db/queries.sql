@@ -122,3 +122,11 @@ SELECT id::text AS id, secret, nonce FROM vault.secrets ORDER BY id FOR UPDATE;
 
 -- name: reencrypt_vault_secret
 UPDATE vault.secrets SET secret = %(secret)s, nonce = %(nonce)s WHERE id = %(id)s::uuid;
+
+-- name: is_superuser
+-- A job session (tripsage.db.job_sessions): who it is connected as.
+SELECT current_user AS me, rolsuper AS superuser FROM pg_roles WHERE rolname = current_user;
+
+-- name: can_connect
+-- A job session: whether the job's user may connect to this database.
+SELECT has_database_privilege(%(username)s, current_database(), 'CONNECT') AS allowed;

@@ -13,12 +13,10 @@ import asyncio
 import contextlib
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from tripsage import queries_for
 from tripsage.ai import preferences
 from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider, Vectors, to_pgvector
-from tripsage.db.connector import Database, Float4Array
+from tripsage.db.connector import Database, Float4Array, Jsonb
 from tripsage.functions.app import (
     Call,
     Context,
@@ -127,7 +125,7 @@ async def process_chat_message(context: Context, call: Call) -> dict[str, Any]:
     # The embedding is computed before the transaction, so no row lock waits on the model.
     vector = (await context.provider.embed([summary]))[0] if found else None
     async with unit_of_work(context, call) as work:
-        session = await work.fetch_one("chat_session", {"session_id": session_id})
+        session = await work.fetch_one(Q["chat_session"], {"session_id": session_id})
         if session is None:
             work.response = {"preferences": [], "skipped": "the chat session no longer exists"}
             return work.response
@@ -136,9 +134,9 @@ async def process_chat_message(context: Context, call: Call) -> dict[str, Any]:
         if not found:
             work.response = {"preferences": [], "session_memory_id": None, "memories": []}
             return work.response
-        await work.fetch_all("lock_user_memories", {"user_id": user_id})
+        await work.fetch_all(Q["lock_user_memories"], {"user_id": user_id})
         session_memory = await work.fetch_one(
-            "insert_session_memory",
+            Q["insert_session_memory"],
             {
                 "session_id": session_id,
                 "user_id": user_id,
@@ -166,11 +164,11 @@ async def process_chat_message(context: Context, call: Call) -> dict[str, Any]:
         memories: list[dict[str, Any]] = []
         for preference in found:
             existing = await work.fetch_one(
-                "find_preference", {"user_id": user_id, "category": preference.category, "value": preference.value}
+                Q["find_preference"], {"user_id": user_id, "category": preference.category, "value": preference.value}
             )
             if existing is not None:
                 row = await work.fetch_one(
-                    "reinforce_preference",
+                    Q["reinforce_preference"],
                     {
                         "id": existing["id"],
                         "weight": REINFORCE_WEIGHT * preference.confidence,
@@ -189,7 +187,7 @@ async def process_chat_message(context: Context, call: Call) -> dict[str, Any]:
                 )
             else:
                 row = await work.fetch_one(
-                    "create_preference",
+                    Q["create_preference"],
                     {
                         "user_id": user_id,
                         "content": preference.describe(),

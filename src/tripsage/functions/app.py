@@ -11,15 +11,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg.types.json import Jsonb
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from tripsage import jsonlimits, queries_for
 from tripsage.ai.chat_extraction import ChatPreferenceExtractor, ExtractionError
 from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider
-from tripsage.db.connector import Database, mapped_errors
+from tripsage.db.connector import Connection, Database, Jsonb, fetch_all_on, fetch_one_on, mapped_errors
+from tripsage.db.queries import Query
 from tripsage.db.vault import keyring
 from tripsage.exceptions import DatabaseError, TripSageError
 from tripsage.functions import auth
@@ -84,18 +83,15 @@ class AlreadyProcessed(TripSageError):
 class Work:
     """One transaction of a handler; `response` is stored with the idempotency key when it commits."""
 
-    conn: psycopg.AsyncConnection[dict[str, Any]]
+    conn: Connection
     response: dict[str, Any] = field(default_factory=dict)
     emails_queued: int = 0
 
-    async def fetch_all(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        with mapped_errors(name):
-            cursor = await self.conn.execute(Q[name].sql, params)
-            return await cursor.fetchall() if cursor.description else []
+    async def fetch_all(self, query: Query, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return await fetch_all_on(self.conn, query, params)
 
-    async def fetch_one(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        rows = await self.fetch_all(name, params)
-        return rows[0] if rows else None
+    async def fetch_one(self, query: Query, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        return await fetch_one_on(self.conn, query, params)
 
 
 @contextlib.asynccontextmanager
@@ -107,7 +103,7 @@ async def unit_of_work(context: Context, call: Call) -> AsyncIterator[Work]:
             work = Work(conn)
             if call.idempotency_id:
                 claimed = await work.fetch_one(
-                    "claim_webhook_id",
+                    Q["claim_webhook_id"],
                     {"function": call.function, "webhook_id": call.idempotency_id, "event_type": call.event_type},
                 )
                 if claimed is None:
@@ -115,7 +111,7 @@ async def unit_of_work(context: Context, call: Call) -> AsyncIterator[Work]:
             yield work
             if call.idempotency_id:
                 await work.fetch_all(
-                    "set_webhook_response",
+                    Q["set_webhook_response"],
                     {"function": call.function, "webhook_id": call.idempotency_id, "response": Jsonb(work.response)},
                 )
     if work.emails_queued:

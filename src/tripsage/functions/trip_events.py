@@ -10,8 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
+from tripsage import queries_for
+from tripsage.db.connector import Jsonb
 from tripsage.functions import templates
 from tripsage.functions.app import (
     Call,
@@ -26,6 +26,7 @@ from tripsage.functions.app import (
 )
 from tripsage.functions.errors import BadRequest
 
+Q = queries_for("tripsage.functions")
 PERMISSIONS = ("view", "edit", "admin")
 
 
@@ -36,7 +37,7 @@ def _dates(trip: dict[str, Any]) -> str:
 
 async def _contacts(work: Work, user_ids: list[str | None]) -> dict[str, dict[str, Any]]:
     ids = sorted({user_id for user_id in user_ids if user_id})
-    rows = await work.fetch_all("user_contacts", {"user_ids": ids})
+    rows = await work.fetch_all(Q["user_contacts"], {"user_ids": ids})
     return {str(row["user_id"]): row for row in rows}
 
 
@@ -44,7 +45,7 @@ async def _notify(
     work: Work, call: Call, *, user_id: str, kind: str, title: str, message: str, metadata: dict[str, Any], role: str
 ) -> bool:
     row = await work.fetch_one(
-        "insert_notification",
+        Q["insert_notification"],
         {
             "user_id": user_id,
             "type": kind,
@@ -70,7 +71,7 @@ async def _email(
         return False
     item = template.render(contact["email"], {**values, "recipient_name": contact["display_name"] or "there"})
     row = await work.fetch_one(
-        "queue_email",
+        Q["queue_email"],
         {
             "dedupe_key": key,
             "recipient": item.recipient,
@@ -101,7 +102,7 @@ async def collaborator_event(context: Context, call: Call) -> dict[str, Any]:
     old_permission = field_text(data, "old_permission_level", required=False, default="")
     action = call.event_type.rsplit(".", 1)[1]
     async with unit_of_work(context, call) as work:
-        trip = await work.fetch_one("trip", {"trip_id": trip_id})
+        trip = await work.fetch_one(Q["trip"], {"trip_id": trip_id})
         if trip is None:
             # The trip is gone (deleting a trip removes its collaborators): nothing to tell anyone.
             work.response = {"notifications": 0, "emails": 0, "skipped": "the trip no longer exists"}
@@ -196,7 +197,7 @@ async def booking_confirmed(context: Context, call: Call) -> dict[str, Any]:
     booking_id = field_int(data, "booking_id")
     booking_kind = field_text(data, "booking_type", required=False, default="booking").rstrip("s") or "booking"
     async with unit_of_work(context, call) as work:
-        trip = await work.fetch_one("trip", {"trip_id": trip_id})
+        trip = await work.fetch_one(Q["trip"], {"trip_id": trip_id})
         if trip is None:
             work.response = {"notifications": 0, "emails": 0, "skipped": "the trip no longer exists"}
             return work.response

@@ -14,10 +14,8 @@ import asyncio
 import logging
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from tripsage import queries_for, ssrf
-from tripsage.db.connector import Database, mapped_errors
+from tripsage.db.connector import Database, Jsonb, mapped_errors
 from tripsage.exceptions import DatabaseError
 from tripsage.net import transfer
 

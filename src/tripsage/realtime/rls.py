@@ -13,9 +13,8 @@ import json
 import logging
 from collections.abc import Iterable
 
-from psycopg import sql
-
-from tripsage.db.connector import Database, mapped_errors
+from tripsage.db import row_security
+from tripsage.db.connector import Database
 from tripsage.exceptions import TripSageError
 from tripsage.realtime.auth import Identity
 from tripsage.realtime.postgres_changes import Change, Table
@@ -35,30 +34,9 @@ async def allowed(db: Database, change: Change, table: Table, identities: Iterab
     row = change.record
     if not keys or row is None or not table.primary_key or any(row.get(c) is None for c in table.primary_key):
         return set()
-    condition = sql.SQL(" AND ").join(
-        sql.SQL("{} = {}::{}").format(sql.Identifier(column), sql.Placeholder(), sql.Identifier(type_name))
-        for column, type_name in table.columns
-        if column in table.primary_key
-    )
-    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.{} WHERE {})").format(
-        sql.Identifier(table.schema), sql.Identifier(table.name), condition
-    )
-    values = [str(row[column]) for column, _ in table.columns if column in table.primary_key]
-    granted: set[IdentityKey] = set()
+    key = [(column, type_name, str(row[column])) for column, type_name in table.columns if column in table.primary_key]
     try:
-        with mapped_errors("realtime RLS check"):
-            async with db.transaction() as conn:
-                for role, claims in keys:
-                    try:
-                        async with conn.transaction():  # a savepoint: a failing check denies this identity only
-                            await conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
-                            await conn.execute("SELECT set_config('request.jwt.claims', %s, true)", [claims])
-                            cursor = await conn.execute(query, values)
-                            result = await cursor.fetchone()
-                            if result is not None and next(iter(result.values())):
-                                granted.add((role, claims))
-                    except Exception as error:
-                        log.debug("realtime: RLS check for role %s failed: %s", role, error)
+        return await row_security.visible_to(db, table.schema, table.name, key, keys, context="realtime RLS check")
     except TripSageError as error:
         log.warning("realtime: RLS checks on %s.%s failed: %s", table.schema, table.name, error)
-    return granted
+        return set()

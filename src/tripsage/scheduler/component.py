@@ -22,16 +22,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import psycopg
 from starlette.routing import BaseRoute
 
 from tripsage import queries_for
 from tripsage.config import check_timezone
 from tripsage.db import supabase_vault, vault
-from tripsage.db.connector import Database, connect, listen
+from tripsage.db.connector import Connection, Database, connect, execute_on, fetch_one_on, listen
+from tripsage.db.job_sessions import Session, close_quietly
 from tripsage.exceptions import ConfigurationError, InsufficientPrivilege, TripSageError
 from tripsage.scheduler import cron
-from tripsage.scheduler.runner import Job, Session, close_quietly, execute, open_session
+from tripsage.scheduler.runner import Job, execute, open_session
 from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ class SchedulerComponent:
                 self.leader = True
                 log.info("scheduler: this replica is the leader")
                 await self._schedule(lock)
-            except (psycopg.Error, TripSageError) as error:
+            except TripSageError as error:
                 self.last_error = str(error)
                 log.warning("scheduler: leadership lost or failed (%s)", error)
                 await asyncio.sleep(ERROR_BACKOFF)
@@ -168,13 +168,13 @@ class SchedulerComponent:
                     await lock.close()
 
     @staticmethod
-    async def _try_lock(lock: psycopg.AsyncConnection[Any]) -> bool:
-        row = await (await lock.execute(Q["try_leadership"].sql, {"key": LEADER_LOCK})).fetchone()
+    async def _try_lock(lock: Connection) -> bool:
+        row = await fetch_one_on(lock, Q["try_leadership"], {"key": LEADER_LOCK})
         return bool(row and row["leader"])
 
     # -- the leader's loop -------------------------------------------------------------------------------------
 
-    async def _schedule(self, lock: psycopg.AsyncConnection[Any]) -> None:
+    async def _schedule(self, lock: Connection) -> None:
         db = self.runtime.database
         for _job, session in self._prepared.values():
             self._discard(session)
@@ -207,7 +207,7 @@ class SchedulerComponent:
             await self._claim(claims)
             # The periodic checks come after the due ticks, so they never delay a run.
             if time.monotonic() - checked >= POLL_INTERVAL:
-                await lock.execute(Q["ping"].sql)  # still holding the lock: the session is alive
+                await execute_on(lock, Q["ping"])  # still holding the lock: the session is alive
                 jobs = await self._load()
                 checked = time.monotonic()
             for job in jobs.values():

@@ -119,9 +119,3 @@ FROM get_job_history(%(name)s, %(limit)s) h;
 
 -- name: set_active
 SELECT cron.alter_job(%(jobid)s, active := %(active)s);
-
--- name: is_superuser
-SELECT current_user AS me, rolsuper AS superuser FROM pg_roles WHERE rolname = current_user;
-
--- name: can_connect
-SELECT has_database_privilege(%(username)s, current_database(), 'CONNECT') AS allowed;

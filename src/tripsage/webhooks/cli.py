@@ -10,13 +10,12 @@ import sys
 from typing import Annotated, Any, TypeVar
 
 import typer
-from psycopg.types.json import Jsonb
 from rich.console import Console
 
 from tripsage import queries_for, ssrf
 from tripsage.cli_support import emit, fail, plain, with_db
 from tripsage.config import load_settings
-from tripsage.db.connector import Database
+from tripsage.db.connector import Database, Jsonb
 from tripsage.db.vault import keyring
 from tripsage.webhooks import outbox, signing
 

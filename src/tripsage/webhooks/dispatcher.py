@@ -21,11 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from psycopg.types.json import Jsonb
 
 from tripsage import __version__, queries_for, redact, ssrf
 from tripsage.crypto import Keyring
-from tripsage.db.connector import Database
+from tripsage.db.connector import Database, Jsonb
 from tripsage.metrics import Metrics
 from tripsage.webhooks import outbox, retry, signing
 
