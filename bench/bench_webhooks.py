@@ -34,8 +34,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.harness import Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
 
+from tripsage import standard_webhooks  # noqa: E402
 from tripsage.crypto import Keyring  # noqa: E402
-from tripsage.webhooks import outbox, signing  # noqa: E402
+from tripsage.db import vault  # noqa: E402
 from tripsage.webhooks.dispatcher import body_of  # noqa: E402
 
 PG_NET_DOCUMENTED = 200.0  # requests/s, Supabase docs ("reliably execute up to 200 requests per second")
@@ -125,7 +126,7 @@ def point_at_nginx(db_url: str, encryption_key: str, nginx: Nginx) -> None:
         conn.execute(
             "INSERT INTO webhook_configs (name, url, events, secret, max_concurrency) "
             "VALUES ('nginx', %s, '{booking.confirmed}', %s, 256)",
-            [nginx.url, outbox.encrypt_secrets(Keyring(encryption_key), [signing.generate_secret()])],
+            [nginx.url, vault.encrypt_webhook_secrets(Keyring(encryption_key), [standard_webhooks.generate_secret()])],
         )
 
 
@@ -135,13 +136,13 @@ def tcp_probe(port: int) -> socket.socket:
 
 async def raw_ceiling(url: str, bodies: list[bytes]) -> float:
     """Requests/s of a bare aiohttp client posting these bodies (signed like ours) with no database."""
-    key = signing.secret_key(signing.generate_secret())
+    key = standard_webhooks.secret_key(standard_webhooks.generate_secret())
     queue = iter(enumerate(bodies))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=RAW_CONCURRENCY)) as session:
 
         async def worker() -> None:
             for n, body in queue:
-                headers = signing.headers(f"msg_raw{n}", int(time.time()), body, [key])
+                headers = standard_webhooks.headers(f"msg_raw{n}", int(time.time()), body, [key])
                 headers["Content-Type"] = "application/json"
                 async with session.post(url, data=body, headers=headers) as response:
                     await response.read()

@@ -30,9 +30,9 @@ from aiohttp import web
 from psycopg.types.json import Jsonb
 from tests.runtime import serve_app
 
-from tripsage import jwt
+from tripsage import jwt, standard_webhooks
 from tripsage.crypto import Keyring
-from tripsage.webhooks import outbox, signing
+from tripsage.db import vault
 
 EVENT_TYPE = "booking.confirmed"
 # Short retries and leases, so deliveries a killed replica held come back within a run's patience.
@@ -89,7 +89,7 @@ def configure_webhook(db_url: str, encryption_key: str, sink_url: str, name: str
                 sink_url,
                 [EVENT_TYPE],
                 Jsonb(FAST_RETRY),
-                outbox.encrypt_secrets(Keyring(encryption_key), [signing.generate_secret()]),
+                vault.encrypt_webhook_secrets(Keyring(encryption_key), [standard_webhooks.generate_secret()]),
             ],
         )
 

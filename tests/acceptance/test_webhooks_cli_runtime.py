@@ -19,8 +19,8 @@ from standardwebhooks.webhooks import Webhook
 from tests.integration.webhooks.conftest import Receiver, serving
 from tests.runtime import run_tripsage, running_runtime, runtime_settings
 from tripsage.crypto import Keyring
+from tripsage.db import vault
 from tripsage.db.connector import Database
-from tripsage.webhooks import outbox
 
 WAIT = 30.0  # seconds a test waits for the runtime before giving up (a bound, not a measurement)
 
@@ -60,7 +60,7 @@ async def test_cli_commands(embedded_database: str, tmp_path: Path) -> None:
     secret = added.stdout.strip().splitlines()[-1]
     assert secret.startswith("whsec_")
     async with Database(embedded_database) as db:
-        assert await outbox.get_secrets(db, Keyring(key), "crm") == [secret]
+        assert await vault.get_webhook_secrets(db, Keyring(key), "crm") == [secret]
     refused = cli("add", "evil", "https://169.254.169.254/latest", env=env)
     assert refused.returncode == 1 and "cloud metadata address" in refused.stderr
     plain = cli("add", "plain", "http://example.com/x", env=env)
@@ -96,7 +96,10 @@ async def test_cli_commands(embedded_database: str, tmp_path: Path) -> None:
     rotated = cli("rotate", "crm", env=env)
     assert rotated.returncode == 0
     async with Database(embedded_database) as db:
-        assert await outbox.get_secrets(db, Keyring(key), "crm") == [rotated.stdout.strip().splitlines()[-1], secret]
+        assert await vault.get_webhook_secrets(db, Keyring(key), "crm") == [
+            rotated.stdout.strip().splitlines()[-1],
+            secret,
+        ]
 
 
 async def test_runtime_delivers_signed_events_and_executes_pg_net(
@@ -142,7 +145,7 @@ async def test_runtime_delivers_signed_events_and_executes_pg_net(
                     break
                 await asyncio.sleep(0.05)
             async with Database(embedded_database) as db:
-                [secret] = await outbox.get_secrets(db, Keyring(settings.encryption_key), "receiver")
+                [secret] = await vault.get_webhook_secrets(db, Keyring(settings.encryption_key), "receiver")
             signed = [r for r in got if "webhook-id" in r.headers]
             assert len(signed) == 1
             assert Webhook(secret).verify(signed[0].body, signed[0].headers)["data"] == {"n": 1}

@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from tripsage import standard_webhooks
 from tripsage.crypto import Keyring
+from tripsage.db import vault
 from tripsage.db.connector import Database
-from tripsage.webhooks import outbox, signing
 
 WAIT = 60.0  # seconds the prompt test waits for the command (a bound, not a measurement)
 
@@ -52,11 +53,11 @@ def add(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess
 
 async def stored_secrets(env: dict[str, str], name: str) -> list[str]:
     async with Database(env["DATABASE_URL"]) as db:
-        return await outbox.get_secrets(db, Keyring(env["TRIPSAGE_ENCRYPTION_KEY"]), name)
+        return await vault.get_webhook_secrets(db, Keyring(env["TRIPSAGE_ENCRYPTION_KEY"]), name)
 
 
 async def test_the_secret_comes_from_stdin_or_the_environment_never_the_arguments(env: dict[str, str]) -> None:
-    piped, from_env = signing.generate_secret(), signing.generate_secret()
+    piped, from_env = standard_webhooks.generate_secret(), standard_webhooks.generate_secret()
     added = add("piped", "http://127.0.0.1:9/a", "--secret-stdin", env=env, stdin=piped + "\n")
     assert added.returncode == 0, added.stderr
     assert piped not in added.stdout  # a given secret is not echoed back
@@ -79,7 +80,7 @@ def _take_terminal() -> None:  # in the child: make the pty on stdin the control
 
 
 def test_the_secret_can_be_typed_at_a_hidden_prompt(env: dict[str, str]) -> None:
-    typed = signing.generate_secret()
+    typed = standard_webhooks.generate_secret()
     controller, terminal = os.openpty()
     process = subprocess.Popen(
         [sys.executable, "-m", "tripsage", "webhooks", "add", "typed", "http://127.0.0.1:9/t", "--ask-secret"],

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tripsage import standard_webhooks
 from tripsage.ai import preferences
 from tripsage.ai.embeddings import EmbeddingError, Vectors, to_pgvector
 from tripsage.exceptions import ConfigurationError
@@ -13,17 +14,16 @@ from tripsage.functions import auth, templates
 from tripsage.functions.email import SmtpConfig, build_message
 from tripsage.functions.errors import Forbidden, Unauthorized
 from tripsage.jwt import api_key, user_token
-from tripsage.webhooks import signing
 
 SECRET = "unit-tests-jwt-secret-0123456789-abcdefghijkl"
 
 
 def signed(body: bytes, secret: str, *, at: int | None = None, message_id: str = "msg_1") -> dict[str, str]:
-    return signing.headers(message_id, at or int(time.time()), body, [signing.secret_key(secret)])
+    return standard_webhooks.headers(message_id, at or int(time.time()), body, [standard_webhooks.secret_key(secret)])
 
 
 def test_signature_accepts_any_active_secret_and_refuses_the_rest() -> None:
-    old, new = signing.generate_secret(), signing.generate_secret()
+    old, new = standard_webhooks.generate_secret(), standard_webhooks.generate_secret()
     body = b'{"type": "x", "data": {}}'
     assert auth.verify_signature(signed(body, old), body, [new, old]).webhook_id == "msg_1"
     with pytest.raises(Unauthorized, match="does not match"):

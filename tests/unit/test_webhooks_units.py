@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
-from tripsage import ssrf
-from tripsage.webhooks import retry, signing
+from tripsage import ssrf, standard_webhooks
+from tripsage.webhooks import retry
 
 ALLOW_LOCAL = ssrf.AllowList.parse("127.0.0.1, tripsage.internal, 10.1.0.0/16")
 NONE = ssrf.AllowList.parse("")
@@ -26,24 +26,24 @@ NONE = ssrf.AllowList.parse("")
     timestamp=st.integers(min_value=1_600_000_000, max_value=2_000_000_000),
 )
 def test_signature_matches_standardwebhooks(body: str, message_id: str, timestamp: int) -> None:
-    secret = signing.generate_secret()
-    ours = signing.sign(message_id, timestamp, body.encode(), [signing.secret_key(secret)])
+    secret = standard_webhooks.generate_secret()
+    ours = standard_webhooks.sign(message_id, timestamp, body.encode(), [standard_webhooks.secret_key(secret)])
     theirs = Webhook(secret).sign(message_id, dt.datetime.fromtimestamp(timestamp, dt.UTC), body)
     assert ours == theirs
 
 
 def test_signature_header_has_one_entry_per_secret() -> None:
-    keys = [signing.secret_key(signing.generate_secret()) for _ in range(3)]
-    header = signing.sign("msg_1", 1_700_000_000, b"{}", keys)
+    keys = [standard_webhooks.secret_key(standard_webhooks.generate_secret()) for _ in range(3)]
+    header = standard_webhooks.sign("msg_1", 1_700_000_000, b"{}", keys)
     assert [part.split(",")[0] for part in header.split(" ")] == ["v1", "v1", "v1"]
     with pytest.raises(ValueError, match="must not contain"):
-        signing.sign("msg.1", 1, b"", keys)
+        standard_webhooks.sign("msg.1", 1, b"", keys)
 
 
 @pytest.mark.parametrize("bad", ["whsec_", "whsec_!!!", "secret", "whsec_" + "QUJD"])
 def test_invalid_secrets_are_refused(bad: str) -> None:
-    with pytest.raises(signing.InvalidSecret):
-        signing.secret_key(bad)
+    with pytest.raises(standard_webhooks.InvalidSecret):
+        standard_webhooks.secret_key(bad)
 
 
 @pytest.mark.parametrize(

@@ -130,3 +130,16 @@ SELECT current_user AS me, rolsuper AS superuser FROM pg_roles WHERE rolname = c
 -- name: can_connect
 -- A job session: whether the job's user may connect to this database.
 SELECT has_database_privilege(%(username)s, current_database(), 'CONNECT') AS allowed;
+
+-- name: webhook_configs_without_secret
+-- Webhook endpoints (tripsage.db.vault): those without a secret yet.
+SELECT id, name FROM public.webhook_configs WHERE secret IS NULL ORDER BY id
+
+-- name: set_webhook_secret_if_missing
+UPDATE public.webhook_configs SET secret = %(secret)s WHERE id = %(id)s AND secret IS NULL
+
+-- name: set_webhook_secret
+UPDATE public.webhook_configs SET secret = %(secret)s WHERE name = %(name)s RETURNING id
+
+-- name: get_webhook_secret
+SELECT id, secret FROM public.webhook_configs WHERE name = %(name)s

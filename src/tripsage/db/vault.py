@@ -1,4 +1,5 @@
-"""Users' API keys, encrypted in the runtime (tripsage.crypto) before they reach the database.
+"""Secrets at rest: users' API keys and the webhook endpoints' `whsec_` secrets, encrypted in the runtime
+(tripsage.crypto) before they reach the database, and their rotation under a new key.
 
 The plaintext travels only as a bound parameter of nothing: it is encrypted first, so neither it nor the key appear
 in SQL text, pg_stat_statements or logs. Reads and rotations are recorded in audit_log (writes by trigger).
@@ -12,7 +13,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from tripsage import queries_for
+from tripsage import queries_for, standard_webhooks
 from tripsage.config import Settings
 from tripsage.crypto import Keyring
 from tripsage.db import supabase_vault
@@ -76,6 +77,61 @@ class ApiKeyVault:
         )
         await self.db.execute(Q["touch_api_key"], {"id": key_id})
         return plaintext
+
+
+# -- webhook endpoints' secrets (public.webhook_configs.secret) ---------------------------------------------------
+
+
+def pack_webhook_secrets(active: list[str]) -> str:
+    """The stored form (before encryption): the active secrets, newest first, separated by single spaces."""
+    for secret in active:
+        standard_webhooks.secret_key(secret)
+    return " ".join(active)
+
+
+def unpack_webhook_secrets(text: str) -> list[str]:
+    return [part for part in text.split(" ") if part]
+
+
+def encrypt_webhook_secrets(keys: Keyring, active: list[str]) -> bytes:
+    """The `webhook_configs.secret` value for these active secrets (newest first)."""
+    return keys.encrypt(pack_webhook_secrets(active).encode(), WEBHOOK_SECRET_PURPOSE)
+
+
+def decrypt_webhook_secrets(keys: Keyring, blob: bytes) -> list[str]:
+    return unpack_webhook_secrets(keys.decrypt(blob, WEBHOOK_SECRET_PURPOSE).decode())
+
+
+async def ensure_webhook_secrets(db: Database, keys: Keyring) -> list[str]:
+    """Give every endpoint without a secret a new `whsec_` one; return the names of those that got one."""
+    named = []
+    for row in await db.fetch_all(Q["webhook_configs_without_secret"]):
+        blob = encrypt_webhook_secrets(keys, [standard_webhooks.generate_secret()])
+        if await db.execute(Q["set_webhook_secret_if_missing"], {"id": row["id"], "secret": blob}):
+            named.append(str(row["name"]))
+    return named
+
+
+async def get_webhook_secrets(db: Database, keys: Keyring, name: str) -> list[str]:
+    """The active secrets of endpoint `name`, newest first ([] when it has none yet)."""
+    row = await db.fetch_one(Q["get_webhook_secret"], {"name": name})
+    if row is None:
+        raise LookupError(f'unknown webhook config "{name}"')
+    return [] if row["secret"] is None else decrypt_webhook_secrets(keys, bytes(row["secret"]))
+
+
+async def set_webhook_secrets(db: Database, keys: Keyring, name: str, active: list[str]) -> None:
+    """Replace the active secrets of endpoint `name` (several during a rotation, newest first)."""
+    if not await db.fetch_one(Q["set_webhook_secret"], {"name": name, "secret": encrypt_webhook_secrets(keys, active)}):
+        raise LookupError(f'unknown webhook config "{name}"')
+
+
+async def rotate_webhook_secret(db: Database, keys: Keyring, name: str, *, keep_previous: bool = True) -> str:
+    """Add a new secret in front of the current ones (or replace them); return it."""
+    new = standard_webhooks.generate_secret()
+    current = await get_webhook_secrets(db, keys, name) if keep_previous else []
+    await set_webhook_secrets(db, keys, name, [new, *current])
+    return new
 
 
 async def rotate_all(url: str, settings: Settings) -> dict[str, int]:

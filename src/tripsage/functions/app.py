@@ -17,13 +17,13 @@ from starlette.responses import JSONResponse, Response
 from tripsage import jsonlimits, queries_for
 from tripsage.ai.chat_extraction import ChatPreferenceExtractor, ExtractionError
 from tripsage.ai.embeddings import EmbeddingError, EmbeddingProvider
+from tripsage.db import vault
 from tripsage.db.connector import Connection, Database, Jsonb, fetch_all_on, fetch_one_on, mapped_errors
 from tripsage.db.queries import Query
 from tripsage.db.vault import keyring
 from tripsage.exceptions import DatabaseError, TripSageError
 from tripsage.functions import auth
 from tripsage.functions.errors import BadRequest, Forbidden, FunctionError
-from tripsage.webhooks import outbox
 
 if TYPE_CHECKING:
     from tripsage.runtime import Runtime
@@ -183,7 +183,7 @@ class FunctionEndpoint:
         headers = request.headers
         if auth.has_signature(headers):
             try:
-                secrets = await outbox.get_secrets(
+                secrets = await vault.get_webhook_secrets(
                     self.runtime.database, keyring(self.runtime.settings), self.config_name
                 )
             except LookupError:

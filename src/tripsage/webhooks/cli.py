@@ -12,12 +12,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from tripsage import queries_for, ssrf
+from tripsage import queries_for, ssrf, standard_webhooks
 from tripsage.cli_support import emit, fail, plain, with_db
 from tripsage.config import load_settings
+from tripsage.db import vault
 from tripsage.db.connector import Database, Jsonb
 from tripsage.db.vault import keyring
-from tripsage.webhooks import outbox, signing
+from tripsage.webhooks import outbox
 
 Q = queries_for("tripsage.webhooks")
 app = typer.Typer(help="Webhook endpoints, deliveries and dead letters.", no_args_is_help=True)
@@ -98,8 +99,8 @@ def add(
     secret = _given_secret(secret_stdin, ask_secret)
     try:
         asyncio.run(ssrf.check_resolved(url, ssrf.AllowList.parse(settings.webhook_allow_hosts)))
-        active = secret or signing.generate_secret()
-        signing.secret_key(active)
+        active = secret or standard_webhooks.generate_secret()
+        standard_webhooks.secret_key(active)
     except ValueError as error:
         raise fail(str(error)) from None
     keys = keyring(settings)
@@ -110,7 +111,7 @@ def add(
             {
                 "name": name,
                 "url": url,
-                "secret": outbox.encrypt_secrets(keys, [active]),
+                "secret": vault.encrypt_webhook_secrets(keys, [active]),
                 "events": patterns,
                 "headers": Jsonb(extra),
                 "timeout_ms": timeout_ms,
@@ -221,6 +222,6 @@ def disable(name: str, reason: Annotated[str, typer.Option(help="Why.")] = "disa
 def rotate(name: str, replace: Annotated[bool, typer.Option(help="Drop the previous secrets.")] = False) -> None:
     """Add a new signing secret in front of the current ones (both sign until you rotate with --replace)."""
     keys = keyring(load_settings())
-    new = with_db(lambda db: outbox.rotate_secret(db, keys, name, keep_previous=not replace))
+    new = with_db(lambda db: vault.rotate_webhook_secret(db, keys, name, keep_previous=not replace))
     console.print("new signing secret (shown once):", highlight=False)
     print(new)

@@ -13,11 +13,11 @@ from urllib.parse import urlsplit
 from starlette.routing import BaseRoute
 
 from tripsage import queries_for, redact, ssrf
+from tripsage.db import vault
 from tripsage.db.connector import listen
 from tripsage.db.vault import keyring
 from tripsage.exceptions import TripSageError
 from tripsage.tasks import cancel_all
-from tripsage.webhooks import outbox
 from tripsage.webhooks.dispatcher import BATCH_SIZE, Dispatcher
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class WebhooksComponent:
             for name, path in SEED_ROUTES.items():
                 await runtime.database.execute(Q["point_config"], {"name": name, "url": base + path})
         keys = keyring(settings)
-        await outbox.ensure_secrets(runtime.database, keys)
+        await vault.ensure_webhook_secrets(runtime.database, keys)
         self.dispatcher = Dispatcher(runtime.database, keys, allow, batch_size=self.batch_size, metrics=runtime.metrics)
         await self.dispatcher.open()
         self._stopping = False
@@ -111,7 +111,7 @@ class WebhooksComponent:
         while True:
             await asyncio.sleep(SECRET_CHECK_INTERVAL)
             try:
-                named = await outbox.ensure_secrets(runtime.database, self.dispatcher.keys)
+                named = await vault.ensure_webhook_secrets(runtime.database, self.dispatcher.keys)
                 if named:
                     log.info("generated webhook secrets for %s", ", ".join(named))
             except TripSageError as error:

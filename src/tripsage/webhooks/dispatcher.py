@@ -22,11 +22,12 @@ from typing import Any
 
 import aiohttp
 
-from tripsage import __version__, queries_for, redact, ssrf
+from tripsage import __version__, queries_for, redact, ssrf, standard_webhooks
 from tripsage.crypto import Keyring
+from tripsage.db import vault
 from tripsage.db.connector import Database, Jsonb
 from tripsage.metrics import Metrics
-from tripsage.webhooks import outbox, retry, signing
+from tripsage.webhooks import retry
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.webhooks")
@@ -147,8 +148,8 @@ class Dispatcher:
         blob = bytes(row["secret"])
         cached = self._secrets.get(row["config_id"])
         if cached is None or cached[0] != blob:
-            active = outbox.decrypt_secrets(self.keys, blob)
-            cached = (blob, [signing.secret_key(secret) for secret in active])
+            active = vault.decrypt_webhook_secrets(self.keys, blob)
+            cached = (blob, [standard_webhooks.secret_key(secret) for secret in active])
             self._secrets[row["config_id"]] = cached
         return cached[1]
 
@@ -166,7 +167,9 @@ class Dispatcher:
             # webhook-timestamp is the real time of this attempt (receivers check it against theirs).
             headers = {str(k): str(v) for k, v in (row["headers"] or {}).items()}
             headers["Content-Type"] = "application/json"
-            headers.update(signing.headers(row["webhook_id"], int(time.time()), body, self._signing_keys(row)))
+            headers.update(
+                standard_webhooks.headers(row["webhook_id"], int(time.time()), body, self._signing_keys(row))
+            )
             timeout = aiohttp.ClientTimeout(total=row["timeout_ms"] / 1000)
             async with (
                 self._semaphore(row),

@@ -82,18 +82,6 @@ RETURNING id, name, url, is_active, disabled_reason
 -- name: emit_event
 SELECT public.emit_event(%(event_type)s, %(payload)s, %(dedupe_key)s) AS id
 
--- name: configs_without_secret
-SELECT id, name FROM public.webhook_configs WHERE secret IS NULL ORDER BY id
-
--- name: set_secret_if_missing
-UPDATE public.webhook_configs SET secret = %(secret)s WHERE id = %(id)s AND secret IS NULL
-
--- name: set_secret
-UPDATE public.webhook_configs SET secret = %(secret)s WHERE name = %(name)s RETURNING id
-
--- name: get_secret
-SELECT id, secret FROM public.webhook_configs WHERE name = %(name)s
-
 -- name: dead_letters
 SELECT d.id, c.name AS config_name, d.event_type, d.attempts, d.last_error, d.last_status, d.created_at,
     d.completed_at, d.webhook_id

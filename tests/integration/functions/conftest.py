@@ -23,10 +23,11 @@ from aiosmtpd.controller import Controller
 
 from tests.conftest import free_port
 from tests.runtime import RunningRuntime, running_runtime, runtime_settings
+from tripsage import standard_webhooks
+from tripsage.db import vault
 from tripsage.db.connector import Database
 from tripsage.db.vault import keyring
 from tripsage.functions.component import FunctionsComponent
-from tripsage.webhooks import outbox, signing
 
 
 @dataclass
@@ -115,7 +116,7 @@ async def create_trip(db: Database, owner: str, name: str = "Kyoto in autumn", d
 
 
 async def secrets_of(running: RunningRuntime, config: str) -> list[str]:
-    return await outbox.get_secrets(running.runtime.database, keyring(running.settings), config)
+    return await vault.get_webhook_secrets(running.runtime.database, keyring(running.settings), config)
 
 
 def event_body(event_type: str, data: dict[str, Any]) -> bytes:
@@ -125,9 +126,9 @@ def event_body(event_type: str, data: dict[str, Any]) -> bytes:
 def signed_headers(
     body: bytes, secrets: list[str], *, message_id: str | None = None, at: int | None = None
 ) -> dict[str, str]:
-    """The dispatcher's headers for one attempt (tripsage.webhooks.signing, as the dispatcher calls it)."""
-    keys = [signing.secret_key(secret) for secret in secrets]
-    headers = signing.headers(message_id or f"msg_{uuid.uuid4().hex}", at or int(time.time()), body, keys)
+    """The dispatcher's headers for one attempt (tripsage.standard_webhooks, as the dispatcher calls it)."""
+    keys = [standard_webhooks.secret_key(secret) for secret in secrets]
+    headers = standard_webhooks.headers(message_id or f"msg_{uuid.uuid4().hex}", at or int(time.time()), body, keys)
     return {**headers, "content-type": "application/json"}
 
 

@@ -17,10 +17,10 @@ from aiohttp import web
 from psycopg.types.json import Jsonb
 
 from tests.runtime import serve_app
-from tripsage import queries_for, ssrf
+from tripsage import queries_for, ssrf, standard_webhooks
 from tripsage.crypto import Keyring
+from tripsage.db import vault
 from tripsage.db.connector import Database
-from tripsage.webhooks import outbox, signing
 from tripsage.webhooks.dispatcher import Dispatcher
 
 Q = queries_for("tripsage.webhooks")
@@ -109,7 +109,7 @@ async def point(
     secrets: list[str] | None = None,
 ) -> list[str]:
     """Create (or replace) config `name` pointing at url, active, with known secrets; return the secrets."""
-    active = secrets or [signing.generate_secret()]
+    active = secrets or [standard_webhooks.generate_secret()]
     await sql(db, "DELETE FROM webhook_configs WHERE name = %(name)s", {"name": name})
     await sql(
         db,
@@ -121,7 +121,7 @@ async def point(
             "events": events or ["*"],
             "retry": Jsonb(retry_config or {}),
             "timeout": timeout_ms,
-            "secret": outbox.encrypt_secrets(keys, active),
+            "secret": vault.encrypt_webhook_secrets(keys, active),
         },
     )
     return active

@@ -28,10 +28,11 @@ from tests.integration.webhooks.conftest import (
     sql,
 )
 from tests.runtime import serve_app
-from tripsage import queries_for
+from tripsage import queries_for, standard_webhooks
 from tripsage.crypto import Keyring
+from tripsage.db import vault
 from tripsage.db.connector import Database
-from tripsage.webhooks import outbox, retry, signing
+from tripsage.webhooks import outbox, retry
 
 NO_JITTER = {"jitter": 0}
 
@@ -52,7 +53,7 @@ async def test_signed_delivery_verifies_with_both_libraries(wdb: Database, keys:
     assert dt.datetime.fromisoformat(payload["timestamp"]).tzinfo is not None
     SvixWebhook(secret).verify(got.body, got.headers)
     with pytest.raises(WebhookVerificationError):
-        Webhook(signing.generate_secret()).verify(got.body, got.headers)
+        Webhook(standard_webhooks.generate_secret()).verify(got.body, got.headers)
     [row] = await deliveries(wdb)
     assert row["status"] == "succeeded" and row["webhook_id"] == got.headers["webhook-id"]
     [log] = await sql(wdb, "SELECT * FROM webhook_logs")
@@ -243,8 +244,8 @@ async def test_ssrf_refused_at_send_time(wdb: Database, keys: Keyring, receiver:
 
 async def test_secret_rotation_signs_with_every_active_secret(wdb: Database, keys: Keyring, receiver: Receiver) -> None:
     [old] = await point(wdb, keys, receiver.url)
-    new = await outbox.rotate_secret(wdb, keys, "hook")
-    assert await outbox.get_secrets(wdb, keys, "hook") == [new, old]
+    new = await vault.rotate_webhook_secret(wdb, keys, "hook")
+    assert await vault.get_webhook_secrets(wdb, keys, "hook") == [new, old]
     await emit(wdb)
     d = dispatcher(wdb, keys)
     await d.open()
@@ -254,7 +255,7 @@ async def test_secret_rotation_signs_with_every_active_secret(wdb: Database, key
         assert len(got.headers["webhook-signature"].split(" ")) == 2
         Webhook(old).verify(got.body, got.headers)
         Webhook(new).verify(got.body, got.headers)
-        await outbox.set_secrets(wdb, keys, "hook", [new])  # rotation done: the old one stops working
+        await vault.set_webhook_secrets(wdb, keys, "hook", [new])  # rotation done: the old one stops working
         await emit(wdb)
         await d.dispatch_once()
         latest = receiver.received[-1]
@@ -266,13 +267,13 @@ async def test_secret_rotation_signs_with_every_active_secret(wdb: Database, key
 
 
 async def test_missing_secrets_are_generated_encrypted(wdb: Database, keys: Keyring) -> None:
-    named = await outbox.ensure_secrets(wdb, keys)
+    named = await vault.ensure_webhook_secrets(wdb, keys)
     assert "trip_events" in named and "ai_processing" in named
-    [secret] = await outbox.get_secrets(wdb, keys, "trip_events")
-    assert secret.startswith("whsec_") and len(signing.secret_key(secret)) == signing.SECRET_BYTES
+    [secret] = await vault.get_webhook_secrets(wdb, keys, "trip_events")
+    assert secret.startswith("whsec_") and len(standard_webhooks.secret_key(secret)) == standard_webhooks.SECRET_BYTES
     rows = await sql(wdb, "SELECT secret FROM webhook_configs WHERE name = 'trip_events'")
     assert secret.encode() not in bytes(rows[0]["secret"])
-    assert await outbox.ensure_secrets(wdb, keys) == []
+    assert await vault.ensure_webhook_secrets(wdb, keys) == []
 
 
 async def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
