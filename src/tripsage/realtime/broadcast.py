@@ -13,12 +13,11 @@ from tripsage.realtime import authorization, protocol, relay
 
 if TYPE_CHECKING:
     from tripsage.realtime.channels import Channel
-    from tripsage.realtime.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
 
-async def authorized_to_send(gateway: Gateway, channel: Channel) -> bool:
+async def authorized_to_send(gateway: relay.Node, channel: Channel) -> bool:
     policies = channel.policies or authorization.Policies()
     if policies.broadcast_write is None:
         try:
@@ -30,7 +29,7 @@ async def authorized_to_send(gateway: Gateway, channel: Channel) -> bool:
     return bool(policies.broadcast_write)
 
 
-async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> None:
+async def handle(gateway: relay.Node, channel: Channel, frame: protocol.Frame) -> None:
     if channel.private and not await authorized_to_send(gateway, channel):
         return
     payload = frame.payload

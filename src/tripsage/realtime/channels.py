@@ -15,17 +15,17 @@ import logging
 import time
 import uuid
 import zlib
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tripsage.db.connector import Database
+from tripsage.metrics import Metrics
 from tripsage.realtime import auth, authorization, filters, protocol
-from tripsage.realtime.limits import RateWindow
+from tripsage.realtime.limits import Limits, RateWindow
 from tripsage.tasks import cancel_all
-
-if TYPE_CHECKING:
-    from tripsage.realtime.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +116,37 @@ class Channel:
         self.push(protocol.system(self.topic, extension, message, status, self.join_ref))
 
 
+class Host(Protocol):
+    """What a connection asks of its gateway (`tripsage.realtime.gateway.Gateway`): taken as a protocol, so this
+    module need not import the gateway that imports it."""
+
+    db: Database
+    secret: str
+    limits: Limits
+    metrics: Metrics | None
+    private_only: bool
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None: ...
+
+    def attach(self, channel: Channel) -> None: ...
+
+    async def detach(self, channel: Channel) -> None: ...
+
+    async def subscribe_changes(self, channel: Channel) -> None: ...
+
+    async def reauthorize(self, channel: Channel) -> None: ...
+
+    async def broadcast(self, channel: Channel, frame: protocol.Frame) -> None: ...
+
+    async def presence(self, channel: Channel, frame: protocol.Frame) -> None: ...
+
+    async def send_presence_state(self, channel: Channel) -> None: ...
+
+
 class Connection:
     """One websocket speaking the Phoenix protocol (V1 JSON objects or V2 arrays)."""
 
-    def __init__(self, gateway: Gateway, websocket: WebSocket, identity: auth.Identity, vsn: str) -> None:
+    def __init__(self, gateway: Host, websocket: WebSocket, identity: auth.Identity, vsn: str) -> None:
         self.gateway = gateway
         self.websocket = websocket
         self.identity = identity

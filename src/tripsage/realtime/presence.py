@@ -16,7 +16,6 @@ from tripsage.realtime import authorization, protocol, relay
 
 if TYPE_CHECKING:
     from tripsage.realtime.channels import Channel
-    from tripsage.realtime.gateway import Gateway
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.realtime")
@@ -29,13 +28,13 @@ def _metas(entries: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
     return grouped
 
 
-async def _diff(gateway: Gateway, topic: str, private: bool, joins: dict[str, Any], leaves: dict[str, Any]) -> None:
+async def _diff(gateway: relay.Node, topic: str, private: bool, joins: dict[str, Any], leaves: dict[str, Any]) -> None:
     relay.deliver_presence_diff(gateway, topic, private, joins, leaves)
     message = {"kind": "presence_diff", "topic": topic, "private": private, "joins": joins, "leaves": leaves}
     await relay.send(gateway, message)
 
 
-async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> None:
+async def handle(gateway: relay.Node, channel: Channel, frame: protocol.Frame) -> None:
     payload = frame.payload if isinstance(frame.payload, dict) else {}
     event = payload.get("event")
     if channel.presence_window is not None and not channel.presence_window.allow():
@@ -61,7 +60,7 @@ async def handle(gateway: Gateway, channel: Channel, frame: protocol.Frame) -> N
         channel.push(protocol.reply(frame.topic, frame.ref, "error", {"reason": f"unknown presence event {event!r}"}))
 
 
-async def authorized_to_track(gateway: Gateway, channel: Channel) -> bool:
+async def authorized_to_track(gateway: relay.Node, channel: Channel) -> bool:
     """May the channel's user track presence on its private topic? Evaluated once (and after a token refresh)."""
     policies = channel.policies or authorization.Policies()
     try:
@@ -79,7 +78,7 @@ async def authorized_to_track(gateway: Gateway, channel: Channel) -> bool:
     return bool(policies.presence_write)
 
 
-async def track(gateway: Gateway, channel: Channel, meta: dict[str, Any]) -> None:
+async def track(gateway: relay.Node, channel: Channel, meta: dict[str, Any]) -> None:
     if not channel.presence_key:
         channel.presence_key = str(uuid.uuid1())
     phx_ref = uuid.uuid4().hex[:16]
@@ -108,7 +107,7 @@ async def track(gateway: Gateway, channel: Channel, meta: dict[str, Any]) -> Non
     await _diff(gateway, channel.topic, channel.private, joins, _metas(leaves))
 
 
-async def untrack(gateway: Gateway, channel: Channel, phx_ref: str) -> None:
+async def untrack(gateway: relay.Node, channel: Channel, phx_ref: str) -> None:
     channel.presence_refs.discard(phx_ref)
     params = {"topic": channel.topic, "private": channel.private, "phx_ref": phx_ref}
     row = await gateway.db.fetch_one(Q["presence_untrack"], params)
@@ -117,7 +116,7 @@ async def untrack(gateway: Gateway, channel: Channel, phx_ref: str) -> None:
         await _diff(gateway, channel.topic, channel.private, {}, leaves)
 
 
-async def send_state(gateway: Gateway, channel: Channel) -> None:
+async def send_state(gateway: relay.Node, channel: Channel) -> None:
     """The presence_state after a join. Diffs that arrive while the state is read are held and sent after it: a
     client replaces its state with presence_state, so a diff sent before it would be lost (and repeating a join the
     state already holds is harmless: clients merge metas by phx_ref)."""
@@ -133,17 +132,17 @@ async def send_state(gateway: Gateway, channel: Channel) -> None:
             channel.push(frame)
 
 
-async def expire_gateways(gateway: Gateway, timeout: float) -> None:
+async def expire_gateways(gateway: relay.Node, timeout: float) -> None:
     """Remove gateways silent for `timeout` seconds, and send leaves for their presences."""
     await _leaves(gateway, await gateway.db.fetch_all(Q["expire_gateways"], {"timeout_s": timeout}))
 
 
-async def drop_own(gateway: Gateway) -> None:
+async def drop_own(gateway: relay.Node) -> None:
     """This gateway stops: remove its presences and tell the other replicas."""
     await _leaves(gateway, await gateway.db.fetch_all(Q["presence_drop_gateway"], {"gateway_id": gateway.id}))
 
 
-async def _leaves(gateway: Gateway, rows: list[dict[str, Any]]) -> None:
+async def _leaves(gateway: relay.Node, rows: list[dict[str, Any]]) -> None:
     by_topic: dict[tuple[str, bool], list[tuple[str, str, dict[str, Any]]]] = {}
     for row in rows:
         entry = (row["key"], row["phx_ref"], json.loads(row["meta"]))

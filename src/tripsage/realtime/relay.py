@@ -18,23 +18,37 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tripsage import queries_for
+from tripsage.db.connector import Database
+from tripsage.metrics import Metrics
 from tripsage.realtime import protocol
+from tripsage.realtime.limits import Limits
 
 if TYPE_CHECKING:
     from tripsage.realtime.channels import Channel
-    from tripsage.realtime.gateway import Gateway
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.realtime")
+
+
+class Node(Protocol):
+    """What the relay, broadcast and presence read of this replica's gateway (`tripsage.realtime.gateway.Gateway`):
+    taken as a protocol, so they need not import the gateway that imports them."""
+
+    db: Database
+    id: str
+    limits: Limits
+    metrics: Metrics | None
+    by_topic: dict[str, set[Channel]]
+
 
 RELAY_KEY = ("tripsage_realtime", "relay")
 MESSAGES_KEY = ("realtime", "messages")
 
 
-async def send(gateway: Gateway, message: dict[str, Any]) -> None:
+async def send(gateway: Node, message: dict[str, Any]) -> None:
     """Relay a message to the other gateways (through the table only the runtime writes)."""
     payload = message.get("payload")
     if isinstance(payload, dict) and isinstance(payload.get("binary"), bytes):
@@ -43,7 +57,7 @@ async def send(gateway: Gateway, message: dict[str, Any]) -> None:
     await gateway.db.execute(Q["relay"], {"message": text})
 
 
-def receive(gateway: Gateway, message: Any) -> None:
+def receive(gateway: Node, message: Any) -> None:
     """A relayed message read from tripsage_realtime.changes (another gateway's; this one's are skipped)."""
     if not isinstance(message, dict) or message.get("origin") == gateway.id:
         return
@@ -61,7 +75,7 @@ def receive(gateway: Gateway, message: Any) -> None:
         deliver_presence_diff(gateway, topic, private, message.get("joins") or {}, message.get("leaves") or {})
 
 
-def receive_database_broadcast(gateway: Gateway, row: Any) -> int:
+def receive_database_broadcast(gateway: Node, row: Any) -> int:
     """A committed broadcast row of realtime.messages, as Supabase sends it; too large a payload is dropped."""
     if not isinstance(row, dict) or not isinstance(row.get("topic"), str) or not isinstance(row.get("event"), str):
         return 0
@@ -98,7 +112,7 @@ def may_see_presence(channel: Channel, private: bool) -> bool:
 
 
 def deliver_broadcast(
-    gateway: Gateway,
+    gateway: Node,
     topic: str,
     private: bool,
     payload: Any,
@@ -156,7 +170,7 @@ def _user_broadcast(topic: str, payload: dict[str, Any]) -> bytes:
 
 
 def deliver_presence_diff(
-    gateway: Gateway, topic: str, private: bool, joins: dict[str, Any], leaves: dict[str, Any]
+    gateway: Node, topic: str, private: bool, joins: dict[str, Any], leaves: dict[str, Any]
 ) -> None:
     sent = 0
     for channel in list(gateway.by_topic.get(topic, ())):
