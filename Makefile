@@ -21,6 +21,7 @@ lint: bootstrap
 	.venv/bin/ruff format --check src tests bench scripts
 	.venv/bin/ruff check src tests bench scripts
 	.venv/bin/mypy
+	PYTHONPATH=src .venv/bin/lint-imports  # the import contracts in pyproject.toml (PYTHONPATH: this checkout's code)
 
 test: bootstrap system-postgres browser realtime-js lint
 	.venv/bin/pytest
