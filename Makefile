@@ -18,8 +18,8 @@ realtime-js:
 	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --loglevel=error; fi
 
 lint: bootstrap
-	.venv/bin/ruff format --check src tests bench scripts
-	.venv/bin/ruff check src tests bench scripts
+	.venv/bin/ruff format --check src tests testkit bench scripts
+	.venv/bin/ruff check src tests testkit bench scripts
 	.venv/bin/mypy
 	PYTHONPATH=src .venv/bin/lint-imports  # the import contracts in pyproject.toml (PYTHONPATH: this checkout's code)
 

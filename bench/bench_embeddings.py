@@ -3,7 +3,7 @@ all-MiniLM-L6-v2 on the CPU, write the vectors), beside raw sentence-transformer
 same model object and batch size, in the same run. Goal: end to end >= 0.9x raw.
 
 The end-to-end figure is `tripsage.functions.ai_processing.embed_pending`, what memory.generate.embedding runs,
-against a fresh embedded PostgreSQL (bench/harness.Cluster) whose `memories` table keeps its HNSW index. Each round
+against a fresh embedded PostgreSQL (testkit/harness.Cluster) whose `memories` table keeps its HNSW index. Each round
 inserts N new distinct memories (sentences about places, activities, preferences and seasons) and embeds them, so
 the index grows round after round as in production; raw `encode` runs on the same N texts in the same round. The
 rounds alternate which side goes first, so drift on a shared machine hits both; the ratio reported is the median of
@@ -38,7 +38,7 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import Cluster, cpu_seconds, machine  # noqa: E402
+from testkit.harness import Cluster, cpu_seconds, machine  # noqa: E402
 
 from tripsage.ai.embeddings import ENCODE_BATCH, LocalProvider  # noqa: E402
 from tripsage.db.connector import Database  # noqa: E402

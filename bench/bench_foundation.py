@@ -21,8 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests import servers  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
+from testkit import servers  # noqa: E402
+from testkit.servers import free_port  # noqa: E402
 
 from tripsage.db.migrations import Deployer  # noqa: E402
 

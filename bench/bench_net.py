@@ -3,7 +3,7 @@
 End to end means: N `net.http_post` calls committed in one transaction (the request functions' own net.wake() wakes
 the worker at commit), until N response rows are stored in net._http_response. The receiver is Debian's nginx on a
 loopback port answering 200 (bench_webhooks.Nginx). The runtime is a real `tripsage serve` process
-(bench/harness.py) against the embedded PostgreSQL. Runs at pg_net's default pg_net.batch_size (200) and at 1,000
+(testkit/harness.py) against the embedded PostgreSQL. Runs at pg_net's default pg_net.batch_size (200) and at 1,000
 (set with ALTER DATABASE between runs, which the worker reads for every batch).
 
 Run: .venv/bin/python bench/bench_net.py [--full] [--requests 5000]
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.bench_webhooks import Nginx  # noqa: E402
-from bench.harness import Cluster, Replica, machine, new_encryption_key  # noqa: E402
+from testkit.harness import Cluster, Replica, machine, new_encryption_key  # noqa: E402
 
 PG_NET_DOCUMENTED = 200.0  # requests/s, Supabase docs ("reliably execute up to 200 requests per second")
 WAIT_LIMIT = 600.0  # seconds before a run is declared stuck

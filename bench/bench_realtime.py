@@ -5,7 +5,7 @@ NOTIFY-to-websocket relay (no authorization) measured in the same run.
 Setup: one trip whose owner and collaborators are the subscribers (4 in 5 of them; the fifth are strangers who must
 receive nothing), each on its own websocket joined to `itinerary_items` INSERTs filtered on the trip
 (`trip_id=eq.<trip>`) with its own user JWT, so every delivery is authorized by the RLS audience. The runtime is a real
-`tripsage serve` process (bench/harness.py) on the embedded PostgreSQL; the subscribers are plain websocket clients in
+`tripsage serve` process (testkit/harness.py) on the embedded PostgreSQL; the subscribers are plain websocket clients in
 this process speaking the V1 protocol exactly as realtime-py does.
 
 - Latency: one change per committed transaction at a fixed rate; latency = arrival at the client - the wall time
@@ -45,7 +45,7 @@ import websockets
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import JWT_SECRET, Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
+from testkit.harness import JWT_SECRET, Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
 
 from tripsage import jwt  # noqa: E402
 

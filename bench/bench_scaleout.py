@@ -27,8 +27,8 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_webhooks import Nginx, point_at_nginx, wait_empty
-from bench.harness import JWT_SECRET, Cluster, Replica, cpu_seconds, machine, new_encryption_key
-from bench.workload import RealtimeFleet, create_users, insert_trip_rounds, wait_received
+from testkit.harness import JWT_SECRET, Cluster, Replica, cpu_seconds, machine, new_encryption_key
+from testkit.workload import RealtimeFleet, create_users, insert_trip_rounds, wait_received
 
 CORES = os.cpu_count() or 1
 

@@ -32,8 +32,8 @@ import psycopg
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
-from tests import servers  # noqa: E402
+from testkit import servers  # noqa: E402
+from testkit.harness import Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
 
 from tripsage.db.migrations import Deployer  # noqa: E402
 

@@ -8,7 +8,7 @@ and pg_net's documented 200 requests/s.
 - Throughput: N deliveries queued ahead (not yet due) are made due at once; time until the outbox is empty.
 - Latency: events committed one per transaction at a fixed rate; latency = nginx's arrival time - the commit's return.
 
-The runtime is a real `tripsage serve` process (bench/harness.py) against the embedded PostgreSQL.
+The runtime is a real `tripsage serve` process (testkit/harness.py) against the embedded PostgreSQL.
 Run: .venv/bin/python bench/bench_webhooks.py [--events 20000] [--rates 200,1000] [--seconds 10]
 """
 
@@ -32,7 +32,7 @@ from psycopg.types.json import Jsonb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.harness import Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
+from testkit.harness import Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
 
 from tripsage import standard_webhooks  # noqa: E402
 from tripsage.crypto import Keyring  # noqa: E402

@@ -1,6 +1,6 @@
 """Failover: a webhook, realtime and cron workload against `tripsage serve` replicas given a multi-host URL
 (`target_session_attrs=read-write`) over a PostgreSQL 15 primary and its synchronous streaming standby
-(tests/replication.py). Mid-run the primary is stopped with `pg_ctl -m immediate` (a crash) and, a moment later, the
+(testkit/replication.py). Mid-run the primary is stopped with `pg_ctl -m immediate` (a crash) and, a moment later, the
 standby is promoted, as an HA manager (Patroni, RDS, Cloud SQL) does; the workload never stops.
 
 Checks, each printed with its figure:
@@ -31,8 +31,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg
-from bench.harness import JWT_SECRET, Replica, machine, new_encryption_key
-from bench.workload import (
+from testkit import replication, servers
+from testkit.harness import JWT_SECRET, Replica, machine, new_encryption_key
+from testkit.workload import (
     EVENT_TYPE,
     Check,
     RealtimeFleet,
@@ -50,7 +51,6 @@ from bench.workload import (
     unschedule_tick_job,
     wait_received,
 )
-from tests import replication, servers
 
 from tripsage.db.migrations import Deployer
 

@@ -31,8 +31,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import machine, percentile
-from bench.workload import (
+from testkit.harness import machine, percentile
+from testkit.workload import (
     Check,
     Rig,
     checks_table,

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from psycopg import sql
+from testkit import servers
+from testkit.servers import free_port
 
-from tests import servers
 from tripsage.db.migrations import Deployer
 
 MIGRATIONS = servers.REPO / "supabase" / "migrations"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _deploy(url: str) -> None:

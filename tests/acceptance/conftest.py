@@ -7,14 +7,13 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from bench.harness import Cluster
-
-from tests import servers
+from testkit import servers
+from testkit.harness import Cluster
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    """The embedded server on a TCP port in its own temp dir, TripSage deployed (bench/harness.py)."""
+    """The embedded server on a TCP port in its own temp dir, TripSage deployed (testkit/harness.py)."""
     c = Cluster()
     c.start()
     try:

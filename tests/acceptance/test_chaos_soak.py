@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests import servers
+from testkit import servers
 
 LIMIT_S = 900
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testkit import servers
+from testkit.servers import free_port
 
-from tests import servers
-from tests.conftest import free_port
 from tripsage import jwt
 
 PYTHON = sys.executable

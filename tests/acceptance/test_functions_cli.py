@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import psycopg
-
-from tests import servers
+from testkit import servers
 
 MEMORIES = [
     "I love hiking in the Swiss Alps and sleeping in mountain huts",

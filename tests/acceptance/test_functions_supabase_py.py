@@ -9,9 +9,9 @@ import httpx
 import pytest
 from supabase import AsyncClientOptions, acreate_client
 from supabase_functions.errors import FunctionsHttpError
+from testkit.runtime import TEST_JWT_SECRET
 
 from tests.integration.functions.conftest import create_trip, create_user, functions_runtime, sql
-from tests.runtime import TEST_JWT_SECRET
 from tripsage import jwt
 
 

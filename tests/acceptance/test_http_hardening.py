@@ -19,11 +19,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from testkit import servers
+from testkit.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings
+from testkit.servers import free_port
 from websockets.sync.client import connect as websocket_connect
 
-from tests import servers
-from tests.conftest import free_port
-from tests.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings
 from tripsage import jwt
 
 WAIT = 30.0  # seconds a test waits for the runtime (a bound, not a measurement)

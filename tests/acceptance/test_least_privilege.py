@@ -11,9 +11,9 @@ from pathlib import Path
 import aiohttp
 import psycopg
 import pytest
+from testkit import servers
+from testkit.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings
 
-from tests import servers
-from tests.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings
 from tripsage import jwt
 
 SERVICE_KEY = jwt.api_key(TEST_JWT_SECRET, "service_role")

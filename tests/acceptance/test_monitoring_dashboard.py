@@ -14,10 +14,10 @@ import aiohttp
 import psycopg
 import pytest
 from aiohttp import web
+from testkit import servers
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
 
-from tests import servers
 from tests.integration.webhooks.conftest import Receiver, emit, point, serving, sql
-from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 from tripsage import jwt
 from tripsage.db.connector import Database
 from tripsage.db.vault import keyring

@@ -10,10 +10,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from bench.workload import RealtimeFleet, create_users, insert_trips, wait_received
+from testkit.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
+from testkit.workload import RealtimeFleet, create_users, insert_trips, wait_received
 
 from tests.acceptance.test_monitoring_dashboard import ARTIFACTS, browser_or_skip, drive_dashboard, sample, scrape
-from tests.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
 from tripsage import jwt
 
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests import servers
-from tests.runtime import running_runtime, runtime_settings
+from testkit import servers
+from testkit.runtime import running_runtime, runtime_settings
 
 SIX = {"trips", "trip_collaborators", "itinerary_items", "chat_sessions", "chat_messages", "chat_tool_calls"}
 

@@ -7,9 +7,9 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from testkit.runtime import running_runtime, runtime_settings
 
 from tests.integration.realtime.conftest import eventually, subscribe, user_token
-from tests.runtime import running_runtime, runtime_settings
 
 
 async def test_realtime_runs_as_tripsage_automation(

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from bench.harness import Cluster
+from testkit.harness import Cluster
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
 
 from tests.integration.realtime.conftest import eventually, subscribe, user_token
-from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 
 pytestmark = pytest.mark.slow
 

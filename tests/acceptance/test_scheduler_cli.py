@@ -8,9 +8,8 @@ import subprocess
 
 import psycopg
 import pytest
-
-from tests import servers
-from tests.runtime import run_tripsage
+from testkit import servers
+from testkit.runtime import run_tripsage
 
 
 def jobs(url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,4 @@
-"""Three `tripsage serve` replicas against one database (bench/harness.py): a `1 seconds` job runs every tick exactly
+"""Three `tripsage serve` replicas against one database (testkit/harness.py): a `1 seconds` job runs every tick exactly
 once; after kill -9 of the leader another replica takes over and the interrupted run is marked failed.
 
 TRIPSAGE_SCHEDULER_SOAK_S sets how long the replicas run the job (default 20 s; the issue's run is 120 s:
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from bench.harness import Cluster, Replica, new_encryption_key
+from testkit.harness import Cluster, Replica, new_encryption_key
 
 SOAK_S = float(os.environ.get("TRIPSAGE_SCHEDULER_SOAK_S", "20"))
 PATIENCE = 60.0  # seconds a wait may take before the test fails (a bound, not a measurement)

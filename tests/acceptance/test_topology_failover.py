@@ -6,8 +6,8 @@ leadership come back, realtime clients receive again. The full run and its recov
 from __future__ import annotations
 
 import pytest
+from testkit import servers
 
-from tests import servers
 from tests.acceptance.test_chaos_soak import run_script
 from tests.conftest import IN_CI
 

@@ -20,14 +20,15 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from bench.harness import Replica, new_encryption_key
+from testkit import pgbouncer, servers
+from testkit.harness import Replica, new_encryption_key
+from testkit.runtime import TEST_JWT_SECRET, run_tripsage, running_runtime, runtime_settings
+from testkit.servers import free_port
 
-from tests import pgbouncer, servers
 from tests.acceptance.test_chaos_soak import run_script
-from tests.conftest import IN_CI, free_port
+from tests.conftest import IN_CI
 from tests.integration.realtime.conftest import eventually, subscribe, user_token
 from tests.integration.webhooks.conftest import Receiver, serving
-from tests.runtime import TEST_JWT_SECRET, run_tripsage, running_runtime, runtime_settings
 from tripsage import jwt
 from tripsage.db import topology
 

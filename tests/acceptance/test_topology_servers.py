@@ -21,11 +21,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from bench.harness import JWT_SECRET, Replica, new_encryption_key
+from testkit import replication, servers
+from testkit.harness import JWT_SECRET, Replica, new_encryption_key
+from testkit.runtime import TEST_JWT_SECRET, run_tripsage
+from testkit.servers import free_port
 
-from tests import replication, servers
-from tests.conftest import IN_CI, MIGRATIONS, free_port
-from tests.runtime import TEST_JWT_SECRET, run_tripsage
+from tests.conftest import IN_CI, MIGRATIONS
 from tripsage import jwt
 from tripsage.db.migrations import Deployer
 

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 from standardwebhooks.webhooks import Webhook
+from testkit.runtime import run_tripsage, running_runtime, runtime_settings
 
 from tests.integration.webhooks.conftest import Receiver, serving
-from tests.runtime import run_tripsage, running_runtime, runtime_settings
 from tripsage.crypto import Keyring
 from tripsage.db import vault
 from tripsage.db.connector import Database

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+from testkit import servers
 
-from tests import servers
 from tripsage import standard_webhooks
 from tripsage.crypto import Keyring
 from tripsage.db import vault

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from bench.harness import Cluster, Replica, new_encryption_key
-from bench.workload import WebhookSink, configure_webhook, produce_events
+from testkit.harness import Cluster, Replica, new_encryption_key
+from testkit.workload import WebhookSink, configure_webhook, produce_events
 
 EVENTS = int(os.environ.get("TRIPSAGE_RELIABILITY_EVENTS", "1000"))
 KILLS = 3

@@ -12,9 +12,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
 
 from tests.integration.webhooks.conftest import Receiver, serving
-from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 
 WAIT = 20.0  # seconds: a generous bound for a delivery (never asserted as a timing)
 TABLE = "create table public.my_table (id bigint generated always as identity primary key, name text)"

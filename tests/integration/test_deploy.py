@@ -8,8 +8,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from testkit import servers
 
-from tests import servers
 from tripsage.db.migrations import Deployer, discover
 from tripsage.exceptions import DatabaseUnavailable, InsufficientPrivilege, MigrationError
 

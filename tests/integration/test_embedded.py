@@ -11,8 +11,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from testkit import servers
 
-from tests import servers
 from tripsage.db.connector import connect
 from tripsage.db.embedded import EmbeddedPostgres
 from tripsage.exceptions import DatabaseUnavailable, EmbeddedServerError
@@ -78,7 +78,7 @@ def test_foreign_directory_is_refused(data_dir: Path) -> None:
 
 
 async def test_tcp_port_with_password_and_wrong_password(data_dir: Path) -> None:
-    from tests.conftest import free_port
+    from testkit.servers import free_port
 
     server = EmbeddedPostgres(data_dir, port=free_port())
     server.start()

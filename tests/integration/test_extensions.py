@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import psycopg
-
-from tests import servers
+from testkit import servers
 
 
 def extension_statuses(url: str) -> dict[str, tuple[str, str | None]]:

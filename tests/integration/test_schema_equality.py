@@ -12,7 +12,8 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
-from tests import servers
+from testkit import servers
+
 from tripsage.db.migrations import Deployer
 
 SCHEMAS = servers.REPO / "supabase" / "schemas"

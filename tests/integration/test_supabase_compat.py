@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
+from testkit import servers
 
-from tests import servers
 from tripsage.db.migrations import Deployer
 
 MIGRATIONS = servers.REPO / "supabase" / "migrations"

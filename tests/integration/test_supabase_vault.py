@@ -19,10 +19,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from testkit import servers
+from testkit.runtime import run_tripsage, running_runtime, runtime_settings
 
-from tests import servers
 from tests.integration.webhooks.conftest import Receiver, serving
-from tests.runtime import run_tripsage, running_runtime, runtime_settings
 from tripsage.config import load_settings
 from tripsage.crypto import Keyring
 from tripsage.db import supabase_vault

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from testkit import servers
 
-from tests import servers
 from tripsage.config import load_settings
 from tripsage.crypto import Keyring
 from tripsage.db.connector import Database

@@ -84,3 +84,18 @@ def test_a_cycle_is_found() -> None:
 
 def test_no_import_cycle_among_src_modules() -> None:
     assert cycles(import_graph()) == []
+
+
+def test_tests_do_not_import_bench() -> None:
+    """What tests and benchmarks share lives in testkit/, which both import."""
+    tests = SRC.parent / "tests"
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(name == "bench" or name.startswith("bench.") for name in names), path

@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
+from testkit.servers import free_port
 
-from tests.conftest import free_port
-from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 from tripsage import standard_webhooks
 from tripsage.db import vault
 from tripsage.db.connector import Database

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from testkit.runtime import TEST_JWT_SECRET, serve_app
 
 from tests.integration.functions.conftest import (
     create_user,
@@ -26,7 +27,6 @@ from tests.integration.functions.conftest import (
     signed_headers,
     sql,
 )
-from tests.runtime import TEST_JWT_SECRET, serve_app
 from tripsage import jwt
 from tripsage.ai.embeddings import LOCAL_MODEL_NAME, shared_local_provider, to_pgvector
 from tripsage.db.connector import Database

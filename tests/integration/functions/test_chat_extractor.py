@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from testkit.runtime import TEST_JWT_SECRET, serve_app
 
 from tests.integration.functions.conftest import create_user, event_body, functions_runtime, post, sql
-from tests.runtime import TEST_JWT_SECRET, serve_app
 from tripsage import jwt
 from tripsage.ai import preferences
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from testkit.runtime import TEST_JWT_SECRET, serve_app
 
 from tests.integration.functions.conftest import (
     Smtp,
@@ -23,7 +24,6 @@ from tests.integration.functions.conftest import (
     sql,
 )
 from tests.integration.functions.test_ai_processing import FakeOpenAI
-from tests.runtime import TEST_JWT_SECRET, serve_app
 from tripsage import jwt
 
 DEEP = b"[" * 100_000

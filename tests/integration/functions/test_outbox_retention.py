@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
+from testkit.servers import free_port
 
-from tests.conftest import free_port
 from tests.integration.functions.conftest import (
     Mailbox,
     create_trip,

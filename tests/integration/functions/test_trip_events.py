@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import aiohttp
+from testkit.runtime import TEST_JWT_SECRET
 
 from tests.integration.functions.conftest import (
     Smtp,
@@ -23,7 +24,6 @@ from tests.integration.functions.conftest import (
     signed_headers,
     sql,
 )
-from tests.runtime import TEST_JWT_SECRET
 from tripsage import jwt
 from tripsage.db.connector import Database
 from tripsage.db.vault import ApiKeyVault, keyring

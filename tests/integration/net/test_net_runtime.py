@@ -13,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
 
 from tests.integration.net.conftest import RawReceiver
-from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 from tripsage.net.component import WORKER_APPLICATION_NAME, NetComponent
 
 WAIT = 30.0  # seconds: an upper bound for the worker to act, never a measured time

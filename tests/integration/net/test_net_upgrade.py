@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import psycopg
 from psycopg.rows import dict_row
+from testkit import servers
 
-from tests import servers
 from tests.integration.test_schema_equality import MIGRATIONS, psql_files
 
 PARITY = "20261127170000_net_parity.sql"

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
+from testkit.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
 
-from tests.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
 from tripsage import jwt
 from tripsage.db.connector import Database
 

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import websockets
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
+from testkit.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
 
 from tests.integration.realtime.conftest import (
     WAIT,
@@ -29,7 +30,6 @@ from tests.integration.realtime.conftest import (
     subscribe,
     user_token,
 )
-from tests.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
 from tripsage import jwt, queries_for
 from tripsage.db.connector import Database
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from realtime import AsyncRealtimeClient
+from testkit.runtime import TEST_JWT_SECRET, RunningRuntime
 
 from tests.integration.realtime.conftest import eventually, make_user, service_key, subscribe, user_token
-from tests.runtime import TEST_JWT_SECRET, RunningRuntime
 from tripsage import jwt, queries_for
 from tripsage.db.connector import Database
 from tripsage.realtime.postgres_changes import ChangeReader

@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
 
 from tests.integration.realtime.conftest import eventually, subscribe, user_token
-from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 
 TABLES = ("trips", "trip_collaborators", "itinerary_items", "chat_sessions", "chat_messages", "chat_tool_calls")
 AUDIENCE_ARGS = {

@@ -6,9 +6,9 @@ import asyncio
 import warnings
 
 from realtime import AsyncRealtimeClient
+from testkit.runtime import RunningRuntime
 
 from tests.integration.realtime.conftest import eventually, make_user, subscribe, user_token
-from tests.runtime import RunningRuntime
 from tripsage import queries_for
 from tripsage.db.connector import Database
 from tripsage.realtime.component import RealtimeComponent

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from testkit.runtime import RunningRuntime
+
 from tests.integration.realtime.conftest import (
     eventually,
     make_user,
@@ -12,7 +14,6 @@ from tests.integration.realtime.conftest import (
     subscribe,
     user_token,
 )
-from tests.runtime import RunningRuntime
 from tripsage import queries_for
 from tripsage.db.connector import Database
 

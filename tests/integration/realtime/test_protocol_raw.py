@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import websockets
+from testkit.runtime import RunningRuntime
 from websockets.asyncio.client import ClientConnection
 
 from tests.integration.realtime.conftest import anon_key, make_user, service_key, user_token
-from tests.runtime import RunningRuntime
 from tripsage import jwt, queries_for
 from tripsage.db.connector import Database
 from tripsage.realtime.component import RealtimeComponent

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 from realtime import AsyncRealtimeClient
+from testkit.runtime import RunningRuntime
 
 from tests.integration.realtime.conftest import WAIT, anon_key, make_user, service_key, subscribe, user_token
-from tests.runtime import RunningRuntime
 from tripsage import queries_for
 from tripsage.db.connector import Database
 

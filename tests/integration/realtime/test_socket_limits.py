@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import websockets
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
 
 from tests.integration.realtime.conftest import anon_key, service_key, user_token
-from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 
 
 def url_for(runtime: RunningRuntime, token: str) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
 
 from tests.integration.realtime.conftest import anon_key, eventually, subscribe
-from tests.runtime import RunningRuntime, running_runtime, runtime_settings
 
 QUICKSTART_SQL = """
 create table todos (

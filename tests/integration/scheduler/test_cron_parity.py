@@ -14,8 +14,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-
-from tests import servers
+from testkit import servers
 
 Conn = psycopg.Connection[tuple[object, ...]]
 

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testkit import servers
 
-from tests import servers
 from tests.unit.test_cron_syntax import SYNTAX
 from tripsage.scheduler import cron
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import psycopg
 import pytest
-
-from tests import servers
+from testkit import servers
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from testkit import servers
+from testkit.runtime import running_runtime, runtime_settings
 
-from tests import servers
-from tests.runtime import running_runtime, runtime_settings
 from tripsage.exceptions import ConfigurationError
 from tripsage.runtime import Runtime
 from tripsage.scheduler.component import SchedulerComponent

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from psycopg.types.json import Jsonb
+from testkit.runtime import serve_app
 
-from tests.runtime import serve_app
 from tripsage import queries_for, ssrf, standard_webhooks
 from tripsage.crypto import Keyring
 from tripsage.db import vault

@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from svix.webhooks import Webhook as SvixWebhook
+from testkit.runtime import serve_app
 
 from tests.integration.webhooks.conftest import (
     Clock,
@@ -27,7 +28,6 @@ from tests.integration.webhooks.conftest import (
     point,
     sql,
 )
-from tests.runtime import serve_app
 from tripsage import queries_for, standard_webhooks
 from tripsage.crypto import Keyring
 from tripsage.db import vault

@@ -1,4 +1,4 @@
-"""Workloads the chaos, soak and scale-out runs drive against real replicas (see bench/harness.py).
+"""Workloads the chaos, soak and scale-out runs drive against real replicas (see testkit/harness.py).
 
 - `WebhookSink`: an aiohttp receiver counting what arrives per event number and under which webhook-id.
 - `RealtimeFleet`: many websocket clients speaking the Supabase Realtime V1 protocol (the frames realtime-py sends),
@@ -28,8 +28,8 @@ from typing import Any
 import psycopg
 from aiohttp import web
 from psycopg.types.json import Jsonb
-from tests.runtime import serve_app
 
+from testkit.runtime import serve_app
 from tripsage import jwt, standard_webhooks
 from tripsage.crypto import Keyring
 from tripsage.db import vault
@@ -382,7 +382,7 @@ class Rig:
     bouncer: Any = None
 
     async def start(self) -> None:
-        from bench.harness import JWT_SECRET, Cluster, Replica, new_encryption_key
+        from testkit.harness import JWT_SECRET, Cluster, Replica, new_encryption_key
 
         self.cluster = Cluster()
         await asyncio.to_thread(self.cluster.start)
@@ -394,7 +394,7 @@ class Rig:
         self.cron = bool(row and row[0])
         runtime_url = self.cluster.url
         if self.pooler is not None:
-            from tests import pgbouncer
+            from testkit import pgbouncer
 
             self.bouncer = pgbouncer.start(self.cluster.url, self.pooler)  # type: ignore[arg-type]
             runtime_url = self.bouncer.url(self.cluster.url)

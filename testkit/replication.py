@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests import servers
+from testkit import servers
 
 PROMOTE_TIMEOUT = 60  # seconds
 SYNC_TIMEOUT = 60.0  # seconds for the standby to stream synchronously

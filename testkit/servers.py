@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import uuid
@@ -22,6 +23,13 @@ REPO = Path(__file__).resolve().parents[1]
 SYSTEM_SCRIPT = REPO / "scripts" / "system-postgres.sh"
 SYSTEM_BIN = Path("/usr/lib/postgresql/15/bin")
 TEMPLATE = "tripsage_template"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def make_shared_tempdir(prefix: str) -> Path:

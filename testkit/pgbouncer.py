@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from tests import servers
+from testkit import servers
 
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 START_TIMEOUT = 30.0  # seconds

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,8 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from tests import servers  # noqa: E402
-
+from testkit import servers  # noqa: E402
+from testkit.servers import free_port  # noqa: E402
 from tripsage.db.embedded import EmbeddedPostgres  # noqa: E402
 from tripsage.db.migrations import Deployer  # noqa: E402
 
@@ -35,12 +34,6 @@ JWT_SECRET = "tripsage-bench-jwt-secret-0123456789-abcdefghijkl"
 HEALTH_TIMEOUT = 60.0  # seconds a replica may take to answer /health with the database ok
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def machine() -> str:
