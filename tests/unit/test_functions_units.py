@@ -145,3 +145,12 @@ def test_chat_model_answer_is_validated() -> None:
         parse_answer({})
     with pytest.raises(ValueError):
         parse_answer({"preferences": "vegan"})
+
+
+def test_dedupe_base_is_stable_within_a_call_and_differs_between_calls() -> None:
+    from tripsage.functions.app import Call
+
+    call = Call("trip-events", "trip.updated", {}, auth.Caller("service"))
+    assert call.dedupe_base == call.dedupe_base and call.dedupe_base.startswith("once:")
+    assert Call("trip-events", "trip.updated", {}, auth.Caller("service")).dedupe_base != call.dedupe_base
+    assert Call("trip-events", "trip.updated", {}, auth.Caller("service"), "msg_1").dedupe_base == "msg_1"

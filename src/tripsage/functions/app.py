@@ -54,11 +54,14 @@ class Call:
     caller: auth.Caller
     idempotency_id: str | None = None
     timestamp: str | None = None
+    # Drawn once per call, so every key of one call without an idempotency id derives from the same base.
+    _once: str = field(default_factory=lambda: f"once:{uuid.uuid4()}", repr=False, compare=False)
 
     @property
     def dedupe_base(self) -> str:
-        """What notification and email keys derive from: the idempotency id, else a fresh (non-deduplicating) id."""
-        return self.idempotency_id or f"once:{uuid.uuid4()}"
+        """What notification and email keys derive from: the idempotency id, else an id of this call alone (the same
+        on every access, different from every other call's)."""
+        return self.idempotency_id or self._once
 
 
 @dataclass
