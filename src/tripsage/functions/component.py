@@ -18,6 +18,7 @@ from tripsage.exceptions import ConfigurationError, DatabaseError
 from tripsage.functions import ai_processing, trip_events
 from tripsage.functions.app import Context, FunctionEndpoint, not_found
 from tripsage.functions.email import Email, Mailer, SmtpConfig
+from tripsage.tasks import cancel_all
 
 if TYPE_CHECKING:
     from tripsage.runtime import Runtime
@@ -89,11 +90,7 @@ class FunctionsComponent:
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
         if self.provider is not None:
             await self.provider.close()

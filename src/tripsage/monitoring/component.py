@@ -4,12 +4,11 @@ replica writes to system_metrics every interval (what only a process can measure
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -20,6 +19,10 @@ from tripsage import queries_for
 from tripsage.exceptions import DatabaseError
 from tripsage.monitoring import metrics as database_figures
 from tripsage.monitoring.dashboard import Dashboard
+from tripsage.tasks import cancel_all
+
+if TYPE_CHECKING:
+    from tripsage.runtime import Runtime
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.monitoring")
@@ -29,7 +32,7 @@ class MonitoringComponent:
     name = "monitoring"
 
     def __init__(self) -> None:
-        self.runtime: Any = None
+        self.runtime: Runtime | None = None
         # Routes are built before start(); the dashboard gets the runtime when the component starts.
         self.dashboard = Dashboard(None)
         self.replica = f"{socket.gethostname()}:{os.getpid()}"
@@ -38,20 +41,18 @@ class MonitoringComponent:
     def routes(self) -> Sequence[BaseRoute]:
         return [Route("/metrics", self.scrape, methods=["GET"]), *self.dashboard.routes()]
 
-    async def start(self, runtime: Any) -> None:
+    async def start(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.dashboard.runtime = runtime
         self._task = asyncio.create_task(self._figures_loop(runtime), name="monitoring-figures")
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_all([self._task])
             self._task = None
         self.runtime = None
 
-    async def write_figures(self, runtime: Any) -> dict[str, float]:
+    async def write_figures(self, runtime: Runtime) -> dict[str, float]:
         """Write this process's figures for the interval just ended; returns them."""
         figures: dict[str, float] = runtime.metrics.interval_figures()
         await runtime.database.execute(
@@ -65,7 +66,7 @@ class MonitoringComponent:
         )
         return figures
 
-    async def _figures_loop(self, runtime: Any) -> None:
+    async def _figures_loop(self, runtime: Runtime) -> None:
         while True:
             await asyncio.sleep(runtime.settings.runtime_figures_interval_s)
             try:
@@ -77,6 +78,7 @@ class MonitoringComponent:
         return {"status": "ok"}
 
     async def scrape(self, request: Request) -> Response:
-        metrics = self.runtime.metrics
-        await database_figures.refresh(metrics, self.runtime.database)
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        runtime = self.runtime
+        assert runtime is not None, "the monitoring component is not started"
+        await database_figures.refresh(runtime.metrics, runtime.database)
+        return Response(runtime.metrics.render(), media_type=CONTENT_TYPE_LATEST)
