@@ -35,7 +35,7 @@ def minutes_between(start: datetime, end: datetime, tz: str) -> list[Minute]:
     return walk
 
 
-def brute_force(schedule: cron.Schedule, walk: list[Minute]) -> list[datetime]:
+def brute_force(schedule: cron.CronFields, walk: list[Minute]) -> list[datetime]:
     """The minutes of `walk` whose wall-clock time matches `schedule` (pg_cron's ShouldRunTask)."""
     ticks = []
     for minute, local, tomorrow in walk:

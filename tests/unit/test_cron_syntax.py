@@ -93,7 +93,7 @@ def test_fields_expand_like_vixie_cron() -> None:
     # A reversed range is not empty in Vixie's bit_nset: it fills the two bytes it touches.
     assert sorted(cron.parse("50-5 * * * *").minutes) == [0, 1, 2, 3, 4, 5, 50, 51, 52, 53, 54, 55]
     assert cron.parse("30 seconds").seconds == 30
-    assert cron.parse("@reboot").reboot
+    assert isinstance(cron.parse("@reboot"), cron.Reboot)
 
 
 def T(text: str) -> datetime:

@@ -189,7 +189,7 @@ class SchedulerComponent:
         boot = (await db.fetch_one(Q["server_started"]) or {}).get("started")
         jobs = await self._load()
         for job in jobs.values():
-            if self._parsed(job).reboot and boot is not None:
+            if isinstance(self._parsed(job), cron.Reboot) and boot is not None:
                 await self._claim([(job, boot)])
         checked = time.monotonic()
         while True:
@@ -240,7 +240,7 @@ class SchedulerComponent:
                 parsed = self._parsed(job)
             except cron.InvalidSchedule:
                 continue
-            if parsed.reboot:
+            if isinstance(parsed, cron.Reboot):
                 jobs[job.jobid] = job
                 continue
             jobs[job.jobid] = job
@@ -266,7 +266,7 @@ class SchedulerComponent:
         """Ticks of `job` due by `now` (after its cursor), and the next one after `now`."""
         parsed = self._parsed(job)
         cursor = self._cursor.get(job.jobid)
-        if parsed.reboot or cursor is None:
+        if isinstance(parsed, cron.Reboot) or cursor is None:
             return [], None
         tz = self.timezone
         due: list[datetime] = []
@@ -284,7 +284,7 @@ class SchedulerComponent:
         """The job's next tick after its cursor (None for @reboot, a schedule that never fires, or no cursor)."""
         cursor = self._cursor.get(job.jobid)
         parsed = self._parsed(job)
-        if parsed.reboot or cursor is None:
+        if isinstance(parsed, cron.Reboot) or cursor is None:
             return None
         return cron.next_tick(parsed, cursor, self.timezone)
 

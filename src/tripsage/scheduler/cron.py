@@ -47,29 +47,42 @@ class InvalidSchedule(ValueError):
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """A parsed schedule: either `seconds` (the interval form), `reboot`, or the five cron fields."""
+class Interval:
+    """`N seconds` (1-59): ticks on multiples of N seconds since the epoch."""
 
     text: str
-    seconds: int | None = None
-    reboot: bool = False
-    minutes: frozenset[int] = frozenset()
-    hours: frozenset[int] = frozenset()
-    days: frozenset[int] = frozenset()  # 1-31
-    months: frozenset[int] = frozenset()  # 1-12
-    weekdays: frozenset[int] = frozenset()  # 0-7, 0 and 7 both Sunday
-    dom_star: bool = False
-    dow_star: bool = False
-    min_star: bool = False
-    hour_star: bool = False
-    last_dom: bool = False
+    seconds: int
 
     def as_dict(self) -> dict[str, object]:
         """The same shape as SQL's `cron._parse_schedule` (for the agreement test)."""
-        if self.seconds is not None:
-            return {"seconds": self.seconds}
-        if self.reboot:
-            return {"reboot": True}
+        return {"seconds": self.seconds}
+
+
+@dataclass(frozen=True)
+class Reboot:
+    """`@reboot` (or `@restart`): once after the server starts, never on a clock."""
+
+    text: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"reboot": True}
+
+
+@dataclass(frozen=True)
+class CronFields:
+    """The five cron fields (or an @ macro that sets them)."""
+
+    text: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]  # 1-31
+    months: frozenset[int]  # 1-12
+    weekdays: frozenset[int]  # 0-7, 0 and 7 both Sunday
+    dom_star: bool = False
+    dow_star: bool = False
+    last_dom: bool = False
+
+    def as_dict(self) -> dict[str, object]:
         return {
             "minute": sorted(self.minutes),
             "hour": sorted(self.hours),
@@ -95,6 +108,9 @@ class Schedule:
         if self.dom_star or self.dow_star:
             return this_dom and this_dow
         return this_dom or this_dow
+
+
+Schedule = Interval | Reboot | CronFields  # a parsed schedule
 
 
 class _Reader:
@@ -242,11 +258,11 @@ def _parse_cron(text: str) -> Schedule | None:
                 word += ch
                 ch = reader.get()
             if word in ("reboot", "restart"):
-                return Schedule(text, reboot=True)
+                return Reboot(text)
             if word not in _MACROS:
                 return None
             minute_set, hour_set, day_set, month_set, weekday_set = _MACROS[word]
-            return Schedule(
+            return CronFields(
                 text,
                 minutes=minute_set,
                 hours=hour_set,
@@ -254,18 +270,15 @@ def _parse_cron(text: str) -> Schedule | None:
                 months=month_set,
                 weekdays=weekday_set,
                 dow_star=word in ("yearly", "annually", "monthly", "weekly"),
-                hour_star=word == "hourly",
             )
         minutes: set[int] = set()
         hours: set[int] = set()
         days: set[int] = set()
         months: set[int] = set()
         weekdays: set[int] = set()
-        min_star = ch == "*"
         ch = _get_list(minutes, 0, 59, None, ch, reader)
         if ch == EOF:
             return None
-        hour_star = ch == "*"
         ch = _get_list(hours, 0, 23, None, ch, reader)
         if ch == EOF:
             return None
@@ -294,7 +307,7 @@ def _parse_cron(text: str) -> Schedule | None:
         return None
     if 0 in weekdays or 7 in weekdays:
         weekdays |= {0, 7}
-    return Schedule(
+    return CronFields(
         text,
         minutes=frozenset(minutes),
         hours=frozenset(hours),
@@ -303,8 +316,6 @@ def _parse_cron(text: str) -> Schedule | None:
         weekdays=frozenset(weekdays),
         dom_star=dom_star,
         dow_star=dow_star,
-        min_star=min_star,
-        hour_star=hour_star,
         last_dom=last_dom,
     )
 
@@ -342,7 +353,7 @@ def parse(text: str) -> Schedule:
         return parsed
     seconds = _parse_interval(text)
     if seconds is not None:
-        return Schedule(text, seconds=seconds)
+        return Interval(text, seconds)
     raise InvalidSchedule(text)
 
 
@@ -370,14 +381,17 @@ def next_tick(schedule: Schedule, after: datetime, tz: str = "UTC") -> datetime 
     """The first tick strictly after `after` (aware), in UTC; None for @reboot or a schedule that never fires."""
     if after.tzinfo is None:
         raise ValueError("after must be timezone-aware")
-    if schedule.reboot:
-        return None
-    if schedule.seconds is not None:
-        # Interval jobs tick on multiples of N seconds since the epoch, so every replica computes the same ticks.
-        epoch = after.timestamp()
-        step = schedule.seconds
-        return datetime.fromtimestamp((int(epoch // step) + 1) * step, UTC)
-    zone = ZoneInfo(tz)
+    match schedule:
+        case Reboot():
+            return None
+        case Interval(seconds=step):
+            # Interval jobs tick on multiples of N seconds since the epoch, so every replica computes the same ticks.
+            return datetime.fromtimestamp((int(after.timestamp() // step) + 1) * step, UTC)
+        case CronFields():
+            return _next_cron_tick(schedule, after, ZoneInfo(tz))
+
+
+def _next_cron_tick(schedule: CronFields, after: datetime, zone: ZoneInfo) -> datetime | None:
     moment = after.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     limit = moment + timedelta(days=SEARCH_LIMIT_DAYS)
     # pg_cron's rule (ShouldRunTask): each minute of absolute time runs the jobs its wall-clock time matches. So a
