@@ -13,7 +13,7 @@ from __future__ import annotations
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal, cast
 
 MAX_PATTERN = 1000  # characters
 MAX_PROGRAM = 20_000  # regular expression instructions after expanding {m,n}
@@ -122,7 +122,65 @@ class LikePattern:
 
 # --- regular expressions (PostgreSQL ARE subset, Thompson NFA) --------------------------------------------------
 
-Node = tuple[Any, ...]
+# The parse tree (Char, Assert, Cat, Alt, Rep) compiles to a program of instructions (Char, Assert, Split, Jump,
+# Match) that a Thompson simulation runs: every state advanced at once, never backtracking.
+
+AssertKind = Literal["start", "end", "word_start", "word_end", "boundary", "inside"]
+
+
+@dataclass(frozen=True, slots=True)
+class Char:
+    """One character that passes `test` (a node, and the instruction it compiles to)."""
+
+    test: Callable[[str], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Assert:
+    """A zero-width constraint at the current position (a node, and its instruction)."""
+
+    kind: AssertKind
+
+
+@dataclass(frozen=True, slots=True)
+class Cat:
+    items: list[Node]
+
+
+@dataclass(frozen=True, slots=True)
+class Alt:
+    branches: list[Node]
+
+
+@dataclass(frozen=True, slots=True)
+class Rep:
+    """`sub` from `low` to `high` times (None: unbounded)."""
+
+    sub: Node
+    low: int
+    high: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Continue at both `first` and `second` (first preferred)."""
+
+    first: int
+    second: int
+
+
+@dataclass(frozen=True, slots=True)
+class Jump:
+    target: int
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    pass
+
+
+Node = Char | Assert | Cat | Alt | Rep
+Instruction = Char | Assert | Split | Jump | Match
 
 
 class _RegexParser:
@@ -154,7 +212,7 @@ class _RegexParser:
         while self.peek() == "|":
             self.take()
             branches.append(self.concatenation())
-        return branches[0] if len(branches) == 1 else ("alt", branches)
+        return branches[0] if len(branches) == 1 else Alt(branches)
 
     def _quantifier_ahead(self) -> bool:
         char = self.peek()
@@ -168,16 +226,16 @@ class _RegexParser:
                 raise self.error("quantifier operand invalid")
             atom = self.atom()
             if self._quantifier_ahead():
-                if atom[0] == "assert":
+                if isinstance(atom, Assert):
                     raise self.error("quantifier operand invalid")
                 low, high = self.quantifier()
                 if self.peek() == "?":  # non-greedy: the same strings match
                     self.take()
                 if self._quantifier_ahead():
                     raise self.error("quantifier operand invalid")
-                atom = ("rep", atom, low, high)
+                atom = Rep(atom, low, high)
             items.append(atom)
-        return ("cat", items)
+        return Cat(items)
 
     def quantifier(self) -> tuple[int, int | None]:
         char = self.take()
@@ -216,14 +274,14 @@ class _RegexParser:
         if char == "[":
             return self.bracket()
         if char == ".":
-            return ("char", _any)
+            return Char(_any)
         if char == "^":
-            return ("assert", "start")
+            return Assert("start")
         if char == "$":
-            return ("assert", "end")
+            return Assert("end")
         if char == "\\":
             return self.escape()
-        return ("char", self.literal(char))
+        return Char(self.literal(char))
 
     def literal(self, char: str) -> Callable[[str], bool]:
         if self.fold and _swapcase(char) != char:
@@ -236,8 +294,8 @@ class _RegexParser:
             return c in members or any(low <= c <= high for low, high in ranges)
 
         if self.fold:
-            return ("char", lambda c: (inside(c) or inside(_swapcase(c))) != negated)
-        return ("char", lambda c: inside(c) != negated)
+            return Char(lambda c: (inside(c) or inside(_swapcase(c))) != negated)
+        return Char(lambda c: inside(c) != negated)
 
     def escape(self) -> Node:
         if self.peek() is None:
@@ -247,12 +305,19 @@ class _RegexParser:
             return self.char_set(_CLASS_ESCAPES[char], (), negated=False)
         if char.lower() in _CLASS_ESCAPES:
             return self.char_set(_CLASS_ESCAPES[char.lower()], (), negated=True)
-        asserts = {"A": "start", "Z": "end", "m": "word_start", "M": "word_end", "y": "boundary", "Y": "inside"}
+        asserts: dict[str, AssertKind] = {
+            "A": "start",
+            "Z": "end",
+            "m": "word_start",
+            "M": "word_end",
+            "y": "boundary",
+            "Y": "inside",
+        }
         if char in asserts:
-            return ("assert", asserts[char])
+            return Assert(asserts[char])
         if char.isdigit():
             raise PatternError("back-references are not supported in match/imatch filters")
-        return ("char", self.literal(self.escaped_char(char)))
+        return Char(self.literal(self.escaped_char(char)))
 
     def escaped_char(self, char: str) -> str:
         """The character a `\\x` escape stands for (anything but a class or a constraint)."""
@@ -336,43 +401,42 @@ def _any(char: str) -> bool:
     return True
 
 
-def _emit(node: Node, program: list[Any]) -> None:
+def _emit(node: Node, program: list[Instruction | None]) -> None:
     if len(program) > MAX_PROGRAM:
         raise PatternError("invalid regular expression: regular expression is too complex")
-    kind = node[0]
-    if kind in ("char", "assert"):
-        program.append(node)
-    elif kind == "cat":
-        for item in node[1]:
-            _emit(item, program)
-    elif kind == "alt":
-        jumps = []
-        for branch in node[1][:-1]:
-            split = len(program)
-            program.append(None)
-            _emit(branch, program)
-            jumps.append(len(program))
-            program.append(None)
-            program[split] = ("split", split + 1, len(program))
-        _emit(node[1][-1], program)
-        for jump in jumps:
-            program[jump] = ("jmp", len(program))
-    else:  # rep
-        _, sub, low, high = node
-        for _ in range(low):
-            _emit(sub, program)
-        if high is None:
-            split = len(program)
-            program.append(None)
-            _emit(sub, program)
-            program.append(("jmp", split))
-            program[split] = ("split", split + 1, len(program))
-        else:
-            for _ in range(high - low):
+    match node:
+        case Char() | Assert():
+            program.append(node)
+        case Cat(items):
+            for item in items:
+                _emit(item, program)
+        case Alt(branches):
+            jumps = []
+            for branch in branches[:-1]:
+                split = len(program)
+                program.append(None)
+                _emit(branch, program)
+                jumps.append(len(program))
+                program.append(None)
+                program[split] = Split(split + 1, len(program))
+            _emit(branches[-1], program)
+            for jump in jumps:
+                program[jump] = Jump(len(program))
+        case Rep(sub, low, high):
+            for _ in range(low):
+                _emit(sub, program)
+            if high is None:
                 split = len(program)
                 program.append(None)
                 _emit(sub, program)
-                program[split] = ("split", split + 1, len(program))
+                program.append(Jump(split))
+                program[split] = Split(split + 1, len(program))
+            else:
+                for _ in range(high - low):
+                    split = len(program)
+                    program.append(None)
+                    _emit(sub, program)
+                    program[split] = Split(split + 1, len(program))
     if len(program) > MAX_PROGRAM:
         raise PatternError("invalid regular expression: regular expression is too complex")
 
@@ -381,7 +445,7 @@ def _word(char: str | None) -> bool:
     return char is not None and char in _WORD
 
 
-def _holds(kind: str, text: str, pos: int) -> bool:
+def _holds(kind: AssertKind, text: str, pos: int) -> bool:
     before = text[pos - 1] if pos > 0 else None
     after = text[pos] if pos < len(text) else None
     if kind == "start":
@@ -401,16 +465,18 @@ def _holds(kind: str, text: str, pos: int) -> bool:
 class Regex:
     """A compiled regular expression: `~` (or `~*` with fold), found anywhere in the text, in linear time."""
 
-    program: tuple[Any, ...]
+    program: tuple[Instruction, ...]
 
     @classmethod
     def compile(cls, pattern: str, *, fold: bool) -> Regex:
         if len(pattern) > MAX_PATTERN:
             raise PatternError(f"a pattern is limited to {MAX_PATTERN} characters")
-        program: list[Any] = []
+        program: list[Instruction | None] = []
         _emit(_RegexParser(pattern, fold).parse(), program)
-        program.append(("match",))
-        return cls(tuple(program))
+        program.append(Match())
+        complete = [instruction for instruction in program if instruction is not None]
+        assert len(complete) == len(program), "every placeholder is patched by _emit"
+        return cls(tuple(complete))
 
     def _add(self, states: list[int], seen: set[int], pc: int, text: str, pos: int) -> bool:
         """Adds the states reachable from `pc` without consuming a character; True once `match` is reached."""
@@ -420,19 +486,18 @@ class Regex:
             if pc in seen:
                 continue
             seen.add(pc)
-            instruction = self.program[pc]
-            kind = instruction[0]
-            if kind == "match":
-                return True
-            if kind == "jmp":
-                stack.append(instruction[1])
-            elif kind == "split":
-                stack.extend((instruction[2], instruction[1]))
-            elif kind == "assert":
-                if _holds(instruction[1], text, pos):
-                    stack.append(pc + 1)
-            else:
-                states.append(pc)
+            match self.program[pc]:
+                case Match():
+                    return True
+                case Jump(target):
+                    stack.append(target)
+                case Split(first, second):
+                    stack.extend((second, first))
+                case Assert(kind):
+                    if _holds(kind, text, pos):
+                        stack.append(pc + 1)
+                case Char():
+                    states.append(pc)
         return False
 
     def search(self, text: str) -> bool:
@@ -447,7 +512,10 @@ class Regex:
             following: list[int] = []
             following_seen: set[int] = set()
             for pc in states:
-                if self.program[pc][1](char) and self._add(following, following_seen, pc + 1, text, pos + 1):
+                # Only Char instructions are ever added to `states`.
+                if cast(Char, self.program[pc]).test(char) and self._add(
+                    following, following_seen, pc + 1, text, pos + 1
+                ):
                     return True
             states, seen = following, following_seen
         return False
