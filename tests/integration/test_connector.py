@@ -4,10 +4,13 @@ sent, for whole batches of vectors, for an empty array and for extreme values.""
 from __future__ import annotations
 
 import array
+import contextlib
 import random
 
+import psycopg
+
 from tripsage.ai.embeddings import Vectors, to_pgvector
-from tripsage.db.connector import Database, Float4Array
+from tripsage.db.connector import Database, Float4Array, Notification, listen
 
 
 async def _echo(db: Database, values: array.array[float]) -> list[float]:
@@ -38,3 +41,12 @@ async def test_vectors_become_pgvector_rows(db: Database) -> None:
         )
         rows = await cursor.fetchall()
     assert [row["same"] for row in rows] == [True, True]
+
+
+async def test_listen_yields_a_catch_up_then_each_notification_with_its_payload(database: str) -> None:
+    notifications = listen(database, ["tripsage_test"])
+    async with contextlib.aclosing(notifications):
+        assert await anext(notifications) == Notification("")  # LISTEN is in place: the catch-up round
+        async with await psycopg.AsyncConnection.connect(database, autocommit=True) as sender:
+            await sender.execute("SELECT pg_notify('tripsage_test', 'hello')")
+        assert await anext(notifications) == Notification("tripsage_test", "hello")

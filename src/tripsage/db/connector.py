@@ -14,7 +14,8 @@ import logging
 import re
 import struct
 import sys
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -244,32 +245,53 @@ class Database:
         return results
 
 
+@dataclass(frozen=True)
+class Notification:
+    """One NOTIFY: its channel and payload; channel "" (no payload) after each (re)LISTEN, for a catch-up round."""
+
+    channel: str
+    payload: str = ""
+
+
 async def listen(
-    url: str, channels: Sequence[str], *, reconnect_delay: float = 1.0, application_name: str = "tripsage-listen"
-) -> AsyncGenerator[str, None]:
-    """Yield the channel of each NOTIFY received, forever, on a dedicated autocommit connection.
+    url: str,
+    channels: Sequence[str],
+    *,
+    reconnect_delay: float = 1.0,
+    application_name: str = "tripsage-listen",
+    on_lost: Callable[[str], None] | None = None,
+) -> AsyncGenerator[Notification, None]:
+    """Yield each NOTIFY received on `channels`, forever, on a dedicated autocommit connection.
 
     NOTIFY is only a wake-up hint: callers poll as well. After a lost connection this reconnects, re-LISTENs and
-    yields the pseudo-channel "" so the caller re-polls whatever it might have missed.
+    yields `Notification("")` so the caller re-polls whatever it might have missed. A connection that cannot be made
+    or is lost is reported to `on_lost` (its error) when given, else logged.
     """
+
     while True:
         try:
             conn = await connect(url, application_name=application_name)
         except DatabaseUnavailable as error:
-            log.warning("LISTEN connection failed (%s); retrying in %.1f s", error, reconnect_delay)
+            if on_lost is not None:
+                on_lost(str(error))
+            else:
+                log.warning("LISTEN connection failed (%s); retrying in %.1f s", error, reconnect_delay)
             await asyncio.sleep(reconnect_delay)
             continue
         try:
             for channel in channels:
                 await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-            yield ""
+            yield Notification("")
             while True:
                 gen = conn.notifies(timeout=LISTEN_PING_INTERVAL)
                 async for notify in gen:
-                    yield notify.channel
+                    yield Notification(notify.channel, notify.payload)
                 await conn.execute("SELECT 1")  # silence: make sure the connection is alive
-        except psycopg.OperationalError as error:
-            log.warning("LISTEN connection lost (%s); reconnecting", error)
+        except psycopg.Error as error:
+            if on_lost is not None:
+                on_lost(str(error))
+            else:
+                log.warning("LISTEN connection lost (%s); reconnecting", error)
             await asyncio.sleep(reconnect_delay)
         finally:
             with contextlib.suppress(Exception):

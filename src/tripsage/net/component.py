@@ -77,8 +77,8 @@ class NetComponent:
         while True:  # one pass per connection: net.worker_restart() ends a pass
             notifications = listen(url, [CHANNEL, RESTART_CHANNEL], application_name=WORKER_APPLICATION_NAME)
             async with contextlib.aclosing(notifications):
-                async for channel in notifications:
-                    if channel == RESTART_CHANNEL:
+                async for notification in notifications:
+                    if notification.channel == RESTART_CHANNEL:
                         log.info("net.worker_restart(): reconnecting")
                         break
                     self._wake.set()  # "" after (re)connecting: the catch-up round

@@ -29,7 +29,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from tripsage import queries_for
-from tripsage.db.connector import Database, connect
+from tripsage.db.connector import Database, listen
 from tripsage.exceptions import TripSageError
 from tripsage.realtime import broadcast, filters, presence, protocol, relay, rls
 from tripsage.realtime.channels import Binding, Channel, ChannelState, Connection
@@ -51,6 +51,7 @@ GATEWAY_TIMEOUT = 60.0  # seconds of silence after which a gateway is gone (and 
 RETENTION = 300.0  # seconds captured changes and relayed messages are kept
 CLEANUP_BATCH = 10000
 ERROR_BACKOFF = 1.0  # seconds after a database error
+LISTEN_CHANNEL = "tripsage_realtime"
 SUBSCRIBED = "Subscribed to PostgreSQL"
 
 
@@ -239,27 +240,15 @@ class Gateway:
     # -- postgres_changes fan-out ----------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        """Wake the reader on NOTIFY tripsage_realtime; reconnect when lost."""
-        while True:
-            try:
-                conn = await connect(self.database_url, application_name="tripsage-realtime-listen")
-            except TripSageError as error:
-                self._set_database_lost(str(error))
-                await asyncio.sleep(ERROR_BACKOFF)
-                continue
-            try:
-                await conn.execute("LISTEN tripsage_realtime")
-                self._wake.set()
-                while True:
-                    async for _notify in conn.notifies(timeout=30.0):
-                        self._wake.set()  # only a wake-up: its payload is never read
-                    await conn.execute("SELECT 1")
-            except Exception as error:  # the connection died: reconnect (and poll meanwhile)
-                self._set_database_lost(str(error))
-                await asyncio.sleep(ERROR_BACKOFF)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+        """Wake the reader on NOTIFY tripsage_realtime (and after each reconnect); a lost connection is reported."""
+        async for _notification in listen(
+            self.database_url,
+            [LISTEN_CHANNEL],
+            reconnect_delay=ERROR_BACKOFF,
+            application_name="tripsage-realtime-listen",
+            on_lost=self._set_database_lost,
+        ):
+            self._wake.set()  # only a wake-up: the payload is never trusted (the reader reads the table)
 
     def _set_database_lost(self, error: str) -> None:
         if not self._database_lost:

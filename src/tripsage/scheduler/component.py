@@ -135,7 +135,7 @@ class SchedulerComponent:
         return self._runtime
 
     async def _listen(self, url: str) -> None:
-        async for _channel in listen(url, [CHANNEL]):
+        async for _notification in listen(url, [CHANNEL]):
             self._wake.set()
 
     # -- leadership --------------------------------------------------------------------------------------------

@@ -103,7 +103,7 @@ class WebhooksComponent:
         }
 
     async def _listen(self, url: str) -> None:
-        async for _channel in listen(url, [CHANNEL]):
+        async for _notification in listen(url, [CHANNEL]):
             self._wake.set()
 
     async def _secrets_loop(self, runtime: Runtime) -> None:
