@@ -8,8 +8,9 @@ from pathlib import Path
 
 import psycopg
 from testkit.runtime import running_runtime, runtime_settings
+from testkit.waiting import eventually
 
-from tests.integration.realtime.conftest import eventually, subscribe, user_token
+from tests.integration.realtime.conftest import subscribe, user_token
 
 
 async def test_realtime_runs_as_tripsage_automation(

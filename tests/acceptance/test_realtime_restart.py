@@ -12,8 +12,9 @@ import psycopg
 import pytest
 from testkit.harness import Cluster
 from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
+from testkit.waiting import eventually
 
-from tests.integration.realtime.conftest import eventually, subscribe, user_token
+from tests.integration.realtime.conftest import subscribe, user_token
 
 pytestmark = pytest.mark.slow
 

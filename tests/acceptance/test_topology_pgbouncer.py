@@ -24,10 +24,11 @@ from testkit import pgbouncer, servers
 from testkit.harness import Replica, new_encryption_key
 from testkit.runtime import TEST_JWT_SECRET, run_tripsage, running_runtime, runtime_settings
 from testkit.servers import free_port
+from testkit.waiting import eventually
 
 from tests.acceptance.test_chaos_soak import run_script
 from tests.conftest import IN_CI
-from tests.integration.realtime.conftest import eventually, subscribe, user_token
+from tests.integration.realtime.conftest import subscribe, user_token
 from tests.integration.webhooks.conftest import Receiver, serving
 from tripsage import jwt
 from tripsage.db import topology

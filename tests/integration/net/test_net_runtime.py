@@ -14,11 +14,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
+from testkit.waiting import eventually
 
 from tests.integration.net.conftest import RawReceiver
 from tripsage.net.component import WORKER_APPLICATION_NAME, NetComponent
-
-WAIT = 30.0  # seconds: an upper bound for the worker to act, never a measured time
 
 
 @pytest.fixture
@@ -48,13 +47,6 @@ async def worker_pids(database: str) -> set[int]:
     return {int(row["pid"]) for row in rows}
 
 
-async def until(condition: Any) -> None:
-    deadline = asyncio.get_running_loop().time() + WAIT
-    while not await condition():
-        assert asyncio.get_running_loop().time() < deadline, "the worker did not act"
-        await asyncio.sleep(0.05)
-
-
 async def test_pg_nets_synchronous_example_runs_end_to_end(
     database: str, runtime: RunningRuntime, receiver: RawReceiver
 ) -> None:
@@ -81,9 +73,9 @@ async def test_idle_worker_sends_no_queries_and_wakes_on_net_wake(
     database: str, runtime: RunningRuntime, receiver: RawReceiver
 ) -> None:
     net = component(runtime)
-    await until(lambda: _true(net.rounds >= 1))  # the catch-up round after connecting
+    await eventually(lambda: _true(net.rounds >= 1))  # the catch-up round after connecting
     [queued] = await query(database, "SELECT net.http_get(%s) AS id", [receiver.url + "/woken"])
-    await until(lambda: _has_response(database, queued["id"]))
+    await eventually(lambda: _has_response(database, queued["id"]))
     rounds = net.rounds
     await asyncio.sleep(2.5)  # idle, longer than the one-second poll the worker used to make
     assert net.rounds == rounds
@@ -97,7 +89,7 @@ async def test_idle_worker_sends_no_queries_and_wakes_on_net_wake(
     await asyncio.sleep(1.0)
     assert [r.path for r in receiver.received] == ["/woken"] and net.rounds == rounds
     await query(database, "SELECT net.wake()")
-    await until(lambda: _true(len(receiver.received) == 2))
+    await eventually(lambda: _true(len(receiver.received) == 2))
     assert receiver.received[-1].path == "/direct"
 
 
@@ -113,9 +105,9 @@ async def test_worker_restart_reconnects_and_catches_up(
         )
         cursor = await conn.execute("SELECT net.worker_restart()")
         assert await cursor.fetchone() == (True,)
-    await until(lambda: _true(bool(receiver.received)))  # the round after reconnecting found the row
+    await eventually(lambda: _true(bool(receiver.received)))  # the round after reconnecting found the row
     assert receiver.received[0].method == "GET"
-    await until(lambda: _reconnected(database, before))
+    await eventually(lambda: _reconnected(database, before))
 
 
 async def _true(value: bool) -> bool:

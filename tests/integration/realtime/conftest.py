@@ -3,10 +3,9 @@ subscriber built on the real realtime-py client that records what it receives.""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,19 +13,12 @@ from typing import Any
 import pytest
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 from testkit.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
+from testkit.waiting import eventually
 
 from tripsage import jwt
 from tripsage.db.connector import Database
 
 WAIT = 15.0  # seconds: generous bound for anything to arrive (never asserted as a timing)
-
-
-async def eventually(predicate: Callable[[], bool], timeout: float = WAIT, message: str = "") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(message or "condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def user_token(user_id: str, lifetime: int = 3600) -> str:

@@ -20,11 +20,11 @@ import pytest
 import websockets
 from realtime import AsyncRealtimeChannel, AsyncRealtimeClient, RealtimeSubscribeStates
 from testkit.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
+from testkit.waiting import eventually
 
 from tests.integration.realtime.conftest import (
     WAIT,
     anon_key,
-    eventually,
     make_user,
     service_key,
     subscribe,

@@ -11,8 +11,9 @@ import psycopg
 import pytest
 from realtime import AsyncRealtimeClient
 from testkit.runtime import TEST_JWT_SECRET, RunningRuntime
+from testkit.waiting import eventually
 
-from tests.integration.realtime.conftest import eventually, make_user, service_key, subscribe, user_token
+from tests.integration.realtime.conftest import make_user, service_key, subscribe, user_token
 from tripsage import jwt, queries_for
 from tripsage.db.connector import Database
 from tripsage.realtime.postgres_changes import ChangeReader

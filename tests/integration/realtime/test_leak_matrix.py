@@ -21,8 +21,9 @@ import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
+from testkit.waiting import eventually
 
-from tests.integration.realtime.conftest import eventually, subscribe, user_token
+from tests.integration.realtime.conftest import subscribe, user_token
 
 TABLES = ("trips", "trip_collaborators", "itinerary_items", "chat_sessions", "chat_messages", "chat_tool_calls")
 AUDIENCE_ARGS = {

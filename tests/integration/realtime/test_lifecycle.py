@@ -7,8 +7,9 @@ import warnings
 
 from realtime import AsyncRealtimeClient
 from testkit.runtime import RunningRuntime
+from testkit.waiting import eventually
 
-from tests.integration.realtime.conftest import eventually, make_user, subscribe, user_token
+from tests.integration.realtime.conftest import make_user, subscribe, user_token
 from tripsage import queries_for
 from tripsage.db.connector import Database
 from tripsage.realtime.component import RealtimeComponent

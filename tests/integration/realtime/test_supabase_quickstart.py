@@ -9,8 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
+from testkit.waiting import eventually
 
-from tests.integration.realtime.conftest import anon_key, eventually, subscribe
+from tests.integration.realtime.conftest import anon_key, subscribe
 
 QUICKSTART_SQL = """
 create table todos (

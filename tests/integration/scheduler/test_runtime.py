@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -14,21 +13,13 @@ import pytest
 from psycopg import sql
 from testkit import servers
 from testkit.runtime import running_runtime, runtime_settings
+from testkit.waiting import eventually
 
 from tripsage.exceptions import ConfigurationError
 from tripsage.runtime import Runtime
 from tripsage.scheduler.component import SchedulerComponent
 
 DEADLINE = 30.0  # seconds: generous, for a loaded CI machine; never a timing assertion
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = DEADLINE) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rows(url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
