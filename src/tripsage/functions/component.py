@@ -4,7 +4,6 @@ functions.email_outbox (claims with SKIP LOCKED and a lease, so any number of re
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from tripsage.exceptions import ConfigurationError, DatabaseError
 from tripsage.functions import ai_processing, trip_events
 from tripsage.functions.app import Context, FunctionEndpoint, not_found
 from tripsage.functions.email import Email, Mailer, SmtpConfig
-from tripsage.tasks import cancel_all
+from tripsage.tasks import cancel_all, work_loop
 
 if TYPE_CHECKING:
     from tripsage.runtime import Runtime
@@ -135,18 +134,18 @@ class FunctionsComponent:
             await asyncio.sleep(RETENTION_INTERVAL)
 
     async def _mail_loop(self, runtime: Runtime) -> None:
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                claimed = await self.send_due(runtime)
-            except DatabaseError as error:
-                log.warning("email outbox: %s", error)
-                await asyncio.sleep(ERROR_BACKOFF)
-                continue
-            if claimed >= MAIL_BATCH:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=MAIL_POLL_INTERVAL)
+        async def send() -> bool:
+            return await self.send_due(runtime) >= MAIL_BATCH
+
+        await work_loop(
+            send,
+            self._wake,
+            poll_interval=MAIL_POLL_INTERVAL,
+            error_backoff=ERROR_BACKOFF,
+            on_error=lambda error: log.warning("email outbox: %s", error),
+            errors=(DatabaseError,),
+            running=lambda: not self._stopping,
+        )
 
     async def send_due(self, runtime: Runtime) -> int:
         """Send one batch of due emails; the number claimed."""

@@ -35,7 +35,7 @@ from tripsage.realtime import broadcast, filters, presence, protocol, relay, rls
 from tripsage.realtime.channels import Binding, Channel, ChannelState, Connection
 from tripsage.realtime.limits import Limits, SocketCounts
 from tripsage.realtime.postgres_changes import EVENTS, Catalog, Change, ChangeReader, Table
-from tripsage.tasks import cancel_all
+from tripsage.tasks import cancel_all, work_loop
 
 if TYPE_CHECKING:
     from tripsage.metrics import Metrics
@@ -266,40 +266,40 @@ class Gateway:
                         channel.push_system("postgres_changes", SUBSCRIBED)
 
     async def _read_loop(self) -> None:
-        while True:
-            self._wake.clear()
-            try:
-                changes = await self.reader.read()
-            except TripSageError as error:
-                self._set_database_lost(str(error))
-                await asyncio.sleep(ERROR_BACKOFF)
-                continue
-            self._database_back()
-            for change in changes:
-                if change.key in (relay.RELAY_KEY, relay.MESSAGES_KEY):
-                    try:
-                        if change.key == relay.RELAY_KEY:
-                            relay.receive(self, change.record)
-                        else:
-                            self.delivered += relay.receive_database_broadcast(self, change.record)
-                    except Exception:  # one bad message (any role may send one) must never stop the reader
-                        log.exception("realtime: could not deliver relayed message %s", change.id)
-                else:
-                    if change.key not in self.catalog.tables and change.key not in self._unknown_tables:
-                        with contextlib.suppress(TripSageError):
-                            await self._reload_catalog()
-                        if change.key not in self.catalog.tables:
-                            self._unknown_tables.add(change.key)  # not published (any more): no reload per change
-                    await self._check_rls(change)
-                    self.dispatch(change)
-                # Let the socket writers send between changes: a large read must not starve them (frames would
-                # only pile up in the queues, and every client would see a silence).
-                await asyncio.sleep(0)
-            if len(changes) < self.reader.limit:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+        await work_loop(
+            self._read_round,
+            self._wake,
+            poll_interval=POLL_INTERVAL,
+            error_backoff=ERROR_BACKOFF,
+            on_error=lambda error: self._set_database_lost(str(error)),
+            errors=(TripSageError,),
+        )
+
+    async def _read_round(self) -> bool:
+        """Read the changes committed since the last round and deliver them; whether the read was full."""
+        changes = await self.reader.read()
+        self._database_back()
+        for change in changes:
+            if change.key in (relay.RELAY_KEY, relay.MESSAGES_KEY):
+                try:
+                    if change.key == relay.RELAY_KEY:
+                        relay.receive(self, change.record)
+                    else:
+                        self.delivered += relay.receive_database_broadcast(self, change.record)
+                except Exception:  # one bad message (any role may send one) must never stop the reader
+                    log.exception("realtime: could not deliver relayed message %s", change.id)
             else:
-                await asyncio.sleep(0)
+                if change.key not in self.catalog.tables and change.key not in self._unknown_tables:
+                    with contextlib.suppress(TripSageError):
+                        await self._reload_catalog()
+                    if change.key not in self.catalog.tables:
+                        self._unknown_tables.add(change.key)  # not published (any more): no reload per change
+                await self._check_rls(change)
+                self.dispatch(change)
+            # Let the socket writers send between changes: a large read must not starve them (frames would
+            # only pile up in the queues, and every client would see a silence).
+            await asyncio.sleep(0)
+        return len(changes) >= self.reader.limit  # a full read: read again at once
 
     async def _check_rls(self, change: Change) -> None:
         """Per-subscriber RLS checks for a change of a published table without an audience function."""

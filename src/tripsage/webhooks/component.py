@@ -4,7 +4,6 @@ generation for endpoints that have none, and under `tripsage up` the seed endpoi
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,7 +16,7 @@ from tripsage.db import vault
 from tripsage.db.connector import listen
 from tripsage.db.vault import keyring
 from tripsage.exceptions import TripSageError
-from tripsage.tasks import cancel_all
+from tripsage.tasks import cancel_all, work_loop
 from tripsage.webhooks.dispatcher import BATCH_SIZE, Dispatcher
 
 if TYPE_CHECKING:
@@ -128,16 +127,22 @@ class WebhooksComponent:
                 log.warning("webhook outbox cleanup failed: %s", error)
 
     async def _work(self) -> None:
-        assert self.dispatcher is not None
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                claimed = await self.dispatcher.dispatch_once()
-            except TripSageError as error:
-                self.dispatcher.last_error = redact.redact(str(error))
-                log.warning("webhook dispatch failed: %s", error)
-                await asyncio.sleep(ERROR_BACKOFF)
-                continue
-            if claimed < self.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+        dispatcher = self.dispatcher
+        assert dispatcher is not None
+
+        async def dispatch() -> bool:
+            return await dispatcher.dispatch_once() >= self.batch_size
+
+        def failed(error: Exception) -> None:
+            dispatcher.last_error = redact.redact(str(error))
+            log.warning("webhook dispatch failed: %s", error)
+
+        await work_loop(
+            dispatch,
+            self._wake,
+            poll_interval=POLL_INTERVAL,
+            error_backoff=ERROR_BACKOFF,
+            on_error=failed,
+            errors=(TripSageError,),
+            running=lambda: not self._stopping,
+        )
