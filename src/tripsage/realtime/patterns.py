@@ -6,6 +6,12 @@ Case folding and character classes are those of a C-collation database (ASCII le
 support PostgreSQL's ARE syntax except back-references, lookaround constraints, embedded options and collating
 elements, which are refused (PostgreSQL accepts them); patterns are limited to MAX_PATTERN characters.
 `tests/integration/realtime/test_filters_agree_with_postgres.py` checks both against PostgreSQL itself.
+
+Why not google-re2 under `match`/`imatch` (it is linear-time and refuses back-references too): PostgreSQL's word
+constraints `\\m` (start of a word) and `\\M` (end of a word) have no RE2 equivalent (RE2 has only `\\b`/`\\B` and no
+lookaround to build them from); and RE2's `(?i)` folds Unicode letters (`É` and `é`) where a C-collation database
+folds ASCII only. Using it would mean translating every pattern with a parser of ARE's syntax
+anyway, and still carrying this matcher for the patterns RE2 cannot express.
 """
 
 from __future__ import annotations
