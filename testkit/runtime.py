@@ -17,6 +17,7 @@ from pathlib import Path
 import uvicorn
 from aiohttp import web
 
+from tripsage.clock import Clock
 from tripsage.config import Settings, load_settings
 from tripsage.runtime import Runtime
 from tripsage.server import build_app, build_runtime
@@ -50,8 +51,10 @@ class RunningRuntime:
 
 
 @contextlib.asynccontextmanager
-async def running_runtime(settings: Settings, database_url: str) -> AsyncIterator[RunningRuntime]:
-    runtime = build_runtime(settings, database_url)
+async def running_runtime(
+    settings: Settings, database_url: str, *, clock: Clock | None = None
+) -> AsyncIterator[RunningRuntime]:
+    runtime = build_runtime(settings, database_url, clock=clock)
     port = _free_port()
     server = uvicorn.Server(server_config(build_app(runtime), settings, "127.0.0.1", port, log_level="warning"))
     task = asyncio.create_task(server.serve())

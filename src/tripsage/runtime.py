@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from starlette.routing import BaseRoute
 
 from tripsage import __version__, queries_for
+from tripsage.clock import Clock, SystemClock
 from tripsage.config import Settings
 from tripsage.db import topology
 from tripsage.db.connector import Database
@@ -55,6 +56,7 @@ class Runtime:
     pool_url: str | None = None  # the pool's URL when it differs from database_url (TRIPSAGE_DB_DIRECT_URL is set)
     pool_prepared_statements: bool = True  # off when the pool goes through a transaction-mode pooler
     read_only: bool = False  # the server refuses writes: the components wait (a standby, until it is promoted)
+    clock: Clock = field(default_factory=SystemClock)  # the wall clock the components read (tests move it)
     _started: list[Component] = field(default_factory=list)
     _waiting: asyncio.Task[None] | None = None
 

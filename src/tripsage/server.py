@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from tripsage import jwt, redact
+from tripsage.clock import Clock, SystemClock
 from tripsage.config import Settings
 from tripsage.runtime import Component, Runtime
 
@@ -97,7 +98,12 @@ def build_app(runtime: Runtime) -> Starlette:
 
 
 def build_runtime(
-    settings: Settings, database_url: str, *, pool_url: str | None = None, pool_prepared_statements: bool = True
+    settings: Settings,
+    database_url: str,
+    *,
+    pool_url: str | None = None,
+    pool_prepared_statements: bool = True,
+    clock: Clock | None = None,
 ) -> Runtime:
     """The runtime: `database_url` for its session-bound parts (LISTEN, leader lock, job sessions), `pool_url` (by
     default the same) for its pool."""
@@ -107,4 +113,5 @@ def build_runtime(
         pool_url=pool_url,
         pool_prepared_statements=pool_prepared_statements,
         components=default_components(settings),
+        clock=clock or SystemClock(),
     )

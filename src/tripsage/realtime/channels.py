@@ -12,7 +12,6 @@ import contextlib
 import enum
 import json
 import logging
-import time
 import uuid
 import zlib
 from collections.abc import Coroutine
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from tripsage.clock import Clock
 from tripsage.db.connector import Database
 from tripsage.metrics import Metrics
 from tripsage.realtime import auth, authorization, filters, protocol
@@ -122,6 +122,7 @@ class Host(Protocol):
 
     db: Database
     secret: str
+    clock: Clock
     limits: Limits
     metrics: Metrics | None
     private_only: bool
@@ -324,7 +325,7 @@ class Connection:
             except auth.TokenError as error:
                 self._join_error(frame, str(error))
                 return
-        elif identity.expires_at <= time.time():
+        elif identity.expires_at <= self.gateway.clock.time():
             self._join_error(frame, "InvalidJWTToken: Token has expired 0 seconds ago")
             return
         old = self.channels.get(frame.topic)

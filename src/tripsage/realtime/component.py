@@ -47,6 +47,7 @@ class RealtimeComponent:
             limits=self.limits or limits_from(runtime.settings),
             metrics=runtime.metrics,
             private_only=runtime.settings.realtime_private_only,
+            clock=runtime.clock,
         )
         await self.gateway.start()
 

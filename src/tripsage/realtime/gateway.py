@@ -29,6 +29,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
 from tripsage import queries_for
+from tripsage.clock import Clock, SystemClock
 from tripsage.db.connector import Database, listen
 from tripsage.exceptions import TripSageError
 from tripsage.realtime import broadcast, filters, presence, protocol, relay, rls
@@ -52,6 +53,7 @@ RETENTION = 300.0  # seconds captured changes and relayed messages are kept
 CLEANUP_BATCH = 10000
 ERROR_BACKOFF = 1.0  # seconds after a database error
 LISTEN_CHANNEL = "tripsage_realtime"
+EXPIRY_CHECK_INTERVAL = 1.0  # seconds between checks for expired tokens
 SUBSCRIBED = "Subscribed to PostgreSQL"
 
 
@@ -65,8 +67,10 @@ class Gateway:
         limits: Limits | None = None,
         metrics: Metrics | None = None,
         private_only: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self.db = db
+        self.clock = clock or SystemClock()  # the wall clock of token expiry and latency
         self.database_url = database_url
         self.secret = secret
         self.limits = limits or Limits()
@@ -365,13 +369,13 @@ class Gateway:
                 log.exception("realtime: could not deliver change %s to %s", change.id, channel.topic)
         if sent and self.metrics is not None:
             self.metrics.realtime_messages.labels(kind="postgres_changes").inc(sent)
-            self.metrics.realtime_latency.observe(max(0.0, time.time() - change.captured_at.timestamp()))
+            self.metrics.realtime_latency.observe(max(0.0, self.clock.time() - change.captured_at.timestamp()))
         self.delivered += sent
         return sent
 
     def _may_see(self, channel: Channel, change: Change, rls_enabled: bool) -> bool:
         identity = channel.identity
-        if identity.expires_at <= time.time():
+        if identity.expires_at <= self.clock.time():
             return False
         if identity.bypasses_rls or self.catalog.bypasses_rls(identity.role):
             return True
@@ -409,15 +413,18 @@ class Gateway:
                 self._set_database_lost(str(error))
 
     async def _expiry_loop(self) -> None:
-        """Close channels whose token expired, as Supabase does."""
         while True:
-            await asyncio.sleep(1.0)
-            now = time.time()
-            for connection in list(self.connections):
-                for channel in list(connection.channels.values()):
-                    expired_for = now - channel.identity.expires_at
-                    if expired_for >= 0:
-                        await connection.stop_channel(channel, f"Token has expired {int(expired_for)} seconds ago")
+            await asyncio.sleep(EXPIRY_CHECK_INTERVAL)
+            await self.close_expired()
+
+    async def close_expired(self) -> None:
+        """Close channels whose token expired, as Supabase does."""
+        now = self.clock.time()
+        for connection in list(self.connections):
+            for channel in list(connection.channels.values()):
+                expired_for = now - channel.identity.expires_at
+                if expired_for >= 0:
+                    await connection.stop_channel(channel, f"Token has expired {int(expired_for)} seconds ago")
 
     # -- broadcast and presence ----------------------------------------------------------------------------
 

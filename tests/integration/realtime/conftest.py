@@ -16,6 +16,7 @@ from testkit.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, ru
 from testkit.waiting import eventually
 
 from tripsage import jwt
+from tripsage.clock import SettableClock
 from tripsage.db.connector import Database
 
 WAIT = 15.0  # seconds: generous bound for anything to arrive (never asserted as a timing)
@@ -76,7 +77,8 @@ async def subscribe(
 
 @pytest.fixture
 async def runtime(embedded_database: str, tmp_path: Path) -> AsyncIterator[RunningRuntime]:
-    async with running_runtime(runtime_settings(tmp_path), embedded_database) as running:
+    # A settable wall clock: a test moves it past a token's expiry instead of sleeping there.
+    async with running_runtime(runtime_settings(tmp_path), embedded_database, clock=SettableClock()) as running:
         yield running
 
 

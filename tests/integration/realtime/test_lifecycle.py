@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import warnings
 
 from realtime import AsyncRealtimeClient
@@ -11,8 +10,11 @@ from testkit.waiting import eventually
 
 from tests.integration.realtime.conftest import make_user, subscribe, user_token
 from tripsage import queries_for
+from tripsage.clock import SettableClock
 from tripsage.db.connector import Database
+from tripsage.realtime.channels import Channel
 from tripsage.realtime.component import RealtimeComponent
+from tripsage.realtime.gateway import Gateway
 
 Q = queries_for("tests.integration.realtime")
 TRIPS = [{"event": "*", "table": "trips", "schema": "public"}]
@@ -20,6 +22,16 @@ TRIPS = [{"event": "*", "table": "trips", "schema": "public"}]
 
 def gateway_of(runtime: RunningRuntime) -> RealtimeComponent:
     return next(c for c in runtime.runtime.components if isinstance(c, RealtimeComponent))
+
+
+def settable_clock(runtime: RunningRuntime) -> SettableClock:
+    clock = runtime.runtime.clock
+    assert isinstance(clock, SettableClock)
+    return clock
+
+
+def channels_of(gateway: Gateway) -> list[Channel]:
+    return [channel for connection in gateway.connections for channel in connection.channels.values()]
 
 
 async def test_refreshed_token_keeps_the_channel_alive(
@@ -31,8 +43,13 @@ async def test_refreshed_token_keeps_the_channel_alive(
     await sub.client.set_auth(user_token(owner, lifetime=3600))
     first = await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "before", "budget": 1})
     await eventually(lambda: len(sub.changes) == 1)
+    gateway = gateway_of(runtime).gateway
+    assert gateway is not None
+    clock = settable_clock(runtime)
+    await eventually(lambda: all(c.identity.expires_at > clock.time() + 60 for c in channels_of(gateway)))
     # Past the first token's expiry the channel is still joined and still delivers.
-    await asyncio.sleep(7)  # past the first token's expiry
+    clock.advance(7)
+    await gateway.close_expired()
     assert not any(s.get("status") == "error" for s in sub.systems)
     second = await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "after", "budget": 1})
     await eventually(lambda: len(sub.changes) == 2)
@@ -46,6 +63,10 @@ async def test_expired_token_closes_the_channel_as_supabase_does(
     owner = await make_user(admin)
     sub = await subscribe(runtime.base_url, user_token(owner, lifetime=4), "expiring", TRIPS)
     closing.append(sub.client)
+    gateway = gateway_of(runtime).gateway
+    assert gateway is not None
+    settable_clock(runtime).advance(5)  # past the token's expiry
+    await gateway.close_expired()
     await eventually(lambda: sub.channel.is_closed, message=f"still open; systems: {sub.systems}")
     await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "unseen", "budget": 1})
     assert sub.changes == []
