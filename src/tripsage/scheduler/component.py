@@ -129,6 +129,10 @@ class SchedulerComponent:
             "last_error": self.last_error,
         }
 
+    def _now(self) -> datetime:
+        """The runtime's wall clock (injected: tests may move it), as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.runtime.clock.time(), UTC)
+
     @property
     def runtime(self) -> Runtime:
         assert self._runtime is not None
@@ -183,7 +187,7 @@ class SchedulerComponent:
         for row in await db.fetch_all(Q["interrupted_runs"], {"ours": ours}):
             log.warning("scheduler: run %s was interrupted; marked failed (server restarted)", row["runid"])
         resume = {r["jobid"]: r["tick"] for r in await db.fetch_all(Q["last_ticks"])}
-        started = datetime.now(UTC)
+        started = self._now()
         self._cursor = {jobid: max(tick, started - CATCH_UP) for jobid, tick in resume.items()}
         self._schedules = {}
         boot = (await db.fetch_one(Q["server_started"]) or {}).get("started")
@@ -194,7 +198,7 @@ class SchedulerComponent:
         checked = time.monotonic()
         while True:
             self._wake.clear()
-            now = datetime.now(UTC)
+            now = self._now()
             next_due: float | None = None  # seconds until the loop has something to do
             claims: list[tuple[Job, datetime]] = []
             for job in jobs.values():
@@ -214,7 +218,7 @@ class SchedulerComponent:
                 upcoming = self._upcoming(job)
                 if upcoming is None:
                     continue
-                until = (upcoming - datetime.now(UTC)).total_seconds()
+                until = (upcoming - self._now()).total_seconds()
                 if until <= PREPARE_AHEAD:
                     self._prepare(job)
                 else:
@@ -233,7 +237,7 @@ class SchedulerComponent:
 
     async def _load(self) -> dict[int, Job]:
         jobs: dict[int, Job] = {}
-        now = datetime.now(UTC)
+        now = self._now()
         for row in await self.runtime.database.fetch_all(Q["load_jobs"]):
             job = Job.from_row(row)
             try:
@@ -257,7 +261,7 @@ class SchedulerComponent:
         cached = self._schedules.get(job.jobid)
         if cached is None or cached[0] != job.schedule:
             if cached is not None:  # the schedule changed: start from now
-                self._cursor[job.jobid] = datetime.now(UTC)
+                self._cursor[job.jobid] = self._now()
             cached = (job.schedule, cron.parse(job.schedule))
             self._schedules[job.jobid] = cached
         return cached[1]
