@@ -92,6 +92,15 @@ def probe_rows(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+async def wait_for_probe(url: str, failure: str) -> None:
+    """Until the `1 seconds` probe job has run twice (each check opens a connection: every 0.2 s, off the loop)."""
+
+    async def ran() -> bool:
+        return await asyncio.to_thread(probe_rows, url) >= 2
+
+    await eventually(ran, failure, timeout=WAIT, interval=0.2)
+
+
 async def wait_for(check: Any, what: str) -> None:
     await eventually(check, timeout=WAIT, message=f"timed out waiting for {what}")
 
@@ -111,11 +120,7 @@ async def test_the_runtime_works_through_session_pooling(
     async with running_runtime(settings, pooled) as running, httpx.AsyncClient(timeout=30) as http:
         await asyncio.to_thread(application_work, pooled, receiver.url)
         await wait_for(lambda: delivered(receiver), "the webhook and the pg_net call")
-        for _ in range(int(WAIT / 0.2)):
-            if await asyncio.to_thread(probe_rows, pooled) >= 2:
-                break
-            await asyncio.sleep(0.2)
-        assert await asyncio.to_thread(probe_rows, pooled) >= 2, "the cron job did not run through the pooler"
+        await wait_for_probe(pooled, "the cron job did not run through the pooler")
         service_key = jwt.api_key(TEST_JWT_SECRET, "service_role")  # the details of /health are the service role's
         health = (
             await http.get(f"{running.base_url}/health", headers={"Authorization": f"Bearer {service_key}"})
@@ -187,11 +192,7 @@ async def test_application_sql_works_through_transaction_pooling(
     async with running_runtime(settings, bouncers["session"].url(system_database)):
         await asyncio.to_thread(application_work, pooled, receiver.url)
         await wait_for(lambda: delivered(receiver), "the webhook and the pg_net call")
-        for _ in range(int(WAIT / 0.2)):
-            if await asyncio.to_thread(probe_rows, pooled) >= 2:
-                break
-            await asyncio.sleep(0.2)
-        assert await asyncio.to_thread(probe_rows, pooled) >= 2, "the job scheduled through the pooler did not run"
+        await wait_for_probe(pooled, "the job scheduled through the pooler did not run")
 
 
 async def test_serve_splits_the_pool_onto_the_transaction_pooler_with_a_direct_url(
@@ -209,11 +210,7 @@ async def test_serve_splits_the_pool_onto_the_transaction_pooler_with_a_direct_u
         await asyncio.to_thread(replica.wait_healthy)
         await asyncio.to_thread(application_work, pooled, receiver.url)
         await wait_for(lambda: delivered(receiver), "the webhook and the pg_net call")
-        for _ in range(int(WAIT / 0.2)):
-            if await asyncio.to_thread(probe_rows, pooled) >= 2:
-                break
-            await asyncio.sleep(0.2)
-        assert await asyncio.to_thread(probe_rows, pooled) >= 2, "the cron job did not run"
+        await wait_for_probe(pooled, "the cron job did not run")
         # The pool went through the transaction pooler; the session-bound parts straight to the server.
         names = {client.get("application_name") for client in await asyncio.to_thread(bouncer.show, "CLIENTS")}
         assert "tripsage-runtime" in names, names

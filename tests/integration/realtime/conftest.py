@@ -105,3 +105,18 @@ async def make_user(db: Database, email: str | None = None) -> str:
     user_id = str(uuid.uuid4())
     await db.execute(queries_for("tests.integration.realtime")["add_user"], {"id": user_id, "email": email})
     return user_id
+
+
+async def trip_matrix(db: Database, trip_name: str) -> tuple[int, dict[str, str]]:
+    """A trip of an owner with a view, an edit and an admin collaborator, plus a stranger: the trip's id and the token
+    of each (named owner, viewer, editor, admin, stranger), with the anon and service_role keys (anon, service)."""
+    from tripsage import queries_for
+
+    q = queries_for("tests.integration.realtime")
+    owner, viewer, editor, trip_admin, stranger = [await make_user(db) for _ in range(5)]
+    trip = int(await db.fetch_value(q["add_trip"], {"user_id": owner, "name": trip_name, "budget": 100}))
+    for user, level in ((viewer, "view"), (editor, "edit"), (trip_admin, "admin")):
+        await db.execute(q["add_collaborator"], {"trip_id": trip, "user_id": user, "level": level, "added_by": owner})
+    users = {"owner": owner, "viewer": viewer, "editor": editor, "admin": trip_admin, "stranger": stranger}
+    tokens = {name: user_token(user) for name, user in users.items()}
+    return trip, {**tokens, "anon": anon_key(), "service": service_key()}

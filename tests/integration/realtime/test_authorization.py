@@ -28,6 +28,7 @@ from tests.integration.realtime.conftest import (
     make_user,
     service_key,
     subscribe,
+    trip_matrix,
     user_token,
 )
 from tripsage import jwt, queries_for
@@ -110,19 +111,7 @@ async def add_collaborator(admin: Database, trip_id: int, user: str, level: str,
 async def test_the_trip_matrix_join_receive_send_and_track(
     runtime: RunningRuntime, admin: Database, members: list[Member]
 ) -> None:
-    owner, viewer, editor, trip_admin, stranger = [await make_user(admin) for _ in range(5)]
-    trip = await make_trip(admin, owner)
-    for user, level in ((viewer, "view"), (editor, "edit"), (trip_admin, "admin")):
-        await add_collaborator(admin, trip, user, level, owner)
-    tokens = {
-        "owner": user_token(owner),
-        "viewer": user_token(viewer),
-        "editor": user_token(editor),
-        "admin": user_token(trip_admin),
-        "stranger": user_token(stranger),
-        "anon": anon_key(),
-        "service": service_key(),
-    }
+    trip, tokens = await trip_matrix(admin, "Lisbon")
     topic = f"trip:{trip}"
     for name, token in tokens.items():
         members.append(await join(runtime.base_url, token, topic, name))

@@ -16,7 +16,14 @@ import pytest
 from realtime import AsyncRealtimeClient
 from testkit.runtime import RunningRuntime
 
-from tests.integration.realtime.conftest import WAIT, anon_key, make_user, service_key, subscribe, user_token
+from tests.integration.realtime.conftest import (
+    WAIT,
+    anon_key,
+    make_user,
+    subscribe,
+    trip_matrix,
+    user_token,
+)
 from tripsage import queries_for
 from tripsage.db.connector import Database
 
@@ -146,21 +153,7 @@ async def start_private(runtime: RunningRuntime, token: str, topic: str, key: st
 async def test_realtime_js_private_trip_channel_matrix(runtime: RunningRuntime, admin: Database) -> None:
     """The TripSage policies through realtime-js: join (read) with view access and above, send and track (write) with
     edit access and above; strangers and anon are refused with Supabase's reason."""
-    owner, viewer, editor, trip_admin, stranger = [await make_user(admin) for _ in range(5)]
-    trip = int(await admin.fetch_value(Q["add_trip"], {"user_id": owner, "name": "js", "budget": 1}))
-    for user, level in ((viewer, "view"), (editor, "edit"), (trip_admin, "admin")):
-        await admin.execute(
-            Q["add_collaborator"], {"trip_id": trip, "user_id": user, "level": level, "added_by": owner}
-        )
-    tokens = {
-        "owner": user_token(owner),
-        "viewer": user_token(viewer),
-        "editor": user_token(editor),
-        "admin": user_token(trip_admin),
-        "stranger": user_token(stranger),
-        "anon": anon_key(),
-        "service": service_key(),
-    }
+    trip, tokens = await trip_matrix(admin, "js")
     topic = f"trip:{trip}"
     nodes = {name: await start_private(runtime, token, topic, name) for name, token in tokens.items()}
     try:
