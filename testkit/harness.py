@@ -152,6 +152,10 @@ class Replica:
                 "TRIPSAGE_ENCRYPTION_KEY": self.encryption_key,
                 "TRIPSAGE_WEBHOOK_ALLOW_HOSTS": "127.0.0.1",
                 "TRIPSAGE_NET_ALLOW_HOSTS": "127.0.0.1",
+                # Every benchmark client comes from 127.0.0.1: the per-address (and per-user) socket limits would
+                # refuse the 500-subscriber runs with 429, so they are raised here; the per-process limit still holds.
+                "TRIPSAGE_REALTIME_MAX_CONNECTIONS_PER_IP": "100000",
+                "TRIPSAGE_REALTIME_MAX_CONNECTIONS_PER_USER": "100000",
                 "TRIPSAGE_PUBLIC_URL": self.base_url,
                 "TRIPSAGE_LOG_LEVEL": "warning",
                 "HF_HUB_OFFLINE": "1",
