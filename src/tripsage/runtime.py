@@ -141,6 +141,10 @@ class Runtime:
             database = {**database, "status": "error", "read_only": True, "error": topology.READ_ONLY_ADVICE}
         components = {component.name: component.health() for component in self._started}
         statuses = [database["status"], *(c.get("status", "ok") for c in components.values())]
+        if not self.read_only and self._not_started():
+            # Some components are not running (still starting once a standby was promoted, or one failed to start):
+            # never "ok" until every component has started.
+            statuses.append("starting")
         overall = "ok" if all(s == "ok" for s in statuses) else ("error" if database["status"] != "ok" else "degraded")
         return {
             "status": overall,
@@ -148,4 +152,9 @@ class Runtime:
             "uptime_s": round(time.time() - self.started_at, 1),
             "database": database,
             "components": components,
+            **({"components_not_started": pending} if (pending := self._not_started()) else {}),
         }
+
+    def _not_started(self) -> list[str]:
+        started = {id(component) for component in self._started}
+        return [component.name for component in self.components if id(component) not in started]
