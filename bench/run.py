@@ -19,6 +19,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from testkit.harness import parse_cost_lines
+
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "RESULTS.md"
 TIMEOUT = 45 * 60  # seconds per benchmark (the full soak runs 30 minutes)
@@ -43,6 +46,28 @@ def machine() -> str:
     return f"{os.cpu_count()} cores{memory}, {system}"
 
 
+def cost_table(costs: list[dict[str, object]]) -> str:
+    """What 1,000 units of each kind of work cost in CPU, gathered from the benchmarks' cost lines, so capacity on a
+    bigger machine can be projected from this one (divide its spare CPU ms per second by the total)."""
+    if not costs:
+        return ""
+    rows = [
+        "## Cost per 1,000 units of work (CPU milliseconds)\n",
+        "Measured from /proc during the runs below: PostgreSQL is the postmaster and all its backends; the runtime is "
+        "the `tripsage serve` process (every thread). Per second of one core there are 1,000 CPU ms to spend.\n",
+        "| work | PostgreSQL CPU ms / 1,000 | runtime CPU ms / 1,000 | total | measured over | from |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for cost in costs:
+        postgres, runtime = float(str(cost["postgres_ms_per_1000"])), float(str(cost["runtime_ms_per_1000"]))
+        note = f" ({cost['note']})" if cost.get("note") else ""
+        rows.append(
+            f"| {cost['work']}{note} | {postgres:,.0f} | {runtime:,.0f} | {postgres + runtime:,.0f} "
+            f"| {int(str(cost['count'])):,} | {cost['bench']} |"
+        )
+    return "\n".join(rows) + "\n\n"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="issue-sized runs (slow)")
@@ -56,6 +81,7 @@ def main() -> int:
     if args.only:
         runs = [(s, a) for s, a in runs if s.stem.removeprefix("bench_") in args.only]
     started = dt.datetime.now(dt.UTC)
+    costs: list[dict[str, object]] = []
     sections: list[str] = []
     failures = 0
     for script, extra in runs:
@@ -65,6 +91,7 @@ def main() -> int:
         result = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=BENCH.parent)
         elapsed = time.perf_counter() - began
         if result.returncode == 0:
+            costs += [{**record, "bench": script.stem} for record in parse_cost_lines(result.stdout)]
             sections.append(result.stdout.strip() + f"\n\n_{script.name} ran in {elapsed:.0f} s._")
         else:
             failures += 1
@@ -80,7 +107,7 @@ def main() -> int:
         "Every figure below comes from this run; each baseline was measured in the same run on the same machine.\n"
         "Timings on a shared 2-core machine vary from run to run.\n"
     )
-    RESULTS.write_text(header + "\n" + "\n\n".join(sections) + "\n")
+    RESULTS.write_text(header + "\n" + cost_table(costs) + "\n\n".join(sections) + "\n")
     print(f"wrote {RESULTS}", file=sys.stderr)
     return 1 if failures else 0
 

@@ -36,6 +36,31 @@ PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+COST_MARK = "<!-- cost "  # a benchmark's cost line; bench/run.py gathers them into RESULTS.md's cost table
+
+
+def cost_line(work: str, count: int, postgres_cpu_s: float, runtime_cpu_s: float, note: str = "") -> str:
+    """One line for the report's cost table: CPU ms per 1,000 units of `work` (e.g. "webhook deliveries"), from
+    the CPU seconds PostgreSQL's processes and the runtime's process used while `count` units were done."""
+    record = {
+        "work": work,
+        "count": count,
+        "postgres_ms_per_1000": postgres_cpu_s * 1000 * 1000 / count,
+        "runtime_ms_per_1000": runtime_cpu_s * 1000 * 1000 / count,
+        "note": note,
+    }
+    return f"{COST_MARK}{json.dumps(record)} -->"
+
+
+def parse_cost_lines(text: str) -> list[dict[str, object]]:
+    """The cost records in a benchmark's output (see `cost_line`)."""
+    return [
+        json.loads(line.strip().removeprefix(COST_MARK).removesuffix("-->"))
+        for line in text.splitlines()
+        if line.strip().startswith(COST_MARK)
+    ]
+
+
 def machine() -> str:
     """Cores and memory of this machine, for the report."""
     memory_kib = 0
@@ -203,6 +228,10 @@ class Replica:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill9()
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system, every thread) the replica process has used so far."""
+        return cpu_seconds([self.process.pid]) if self.process is not None else 0.0
 
     def rss_bytes(self) -> int:
         """Resident memory of the replica process (0 when it is not running)."""
