@@ -10,6 +10,8 @@ and pg_net's documented 200 requests/s.
 
 The runtime is a real `tripsage serve` process (testkit/harness.py) against the embedded PostgreSQL.
 Run: .venv/bin/python bench/bench_webhooks.py [--events 20000] [--rates 200,1000] [--seconds 10]
+With --profile DIR, the throughput burst is also profiled: py-spy samples the replica (DIR/replica.txt, raw collapsed
+stacks) and pg_stat_statements' top statements by total time are written to DIR/statements.txt.
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import argparse
 import asyncio
 import datetime as dt
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -32,7 +36,16 @@ from psycopg.types.json import Jsonb
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from testkit.harness import Cluster, Replica, free_port, machine, new_encryption_key, percentile  # noqa: E402
+from testkit.harness import (  # noqa: E402
+    Cluster,
+    Replica,
+    cost_line,
+    cpu_seconds,
+    free_port,
+    machine,
+    new_encryption_key,
+    percentile,
+)
 
 from tripsage import standard_webhooks  # noqa: E402
 from tripsage.crypto import Keyring  # noqa: E402
@@ -40,9 +53,9 @@ from tripsage.db import vault  # noqa: E402
 from tripsage.webhooks.dispatcher import body_of  # noqa: E402
 
 PG_NET_DOCUMENTED = 200.0  # requests/s, Supabase docs ("reliably execute up to 200 requests per second")
-GOAL_THROUGHPUT = 3000.0  # signed, logged deliveries/s (15x pg_net)
-GOAL_CEILING_FRACTION = 0.3  # of the raw client's rate
-GOAL_P99_AT_200 = 50.0  # ms
+GOAL_CEILING_FRACTION = 0.5  # of the raw client's rate (issue #19)
+GOAL_P99 = 50.0  # ms, commit to receiver
+GOAL_P99_RATE = 1000.0  # events/s at which GOAL_P99 holds
 RAW_CONCURRENCY = 64  # requests in flight for the raw client
 
 NGINX_CONF = """
@@ -156,27 +169,89 @@ def wait_empty(url: str, limit: float = 600.0) -> None:
     began = time.perf_counter()
     with psycopg.connect(url, autocommit=True) as conn:
         while time.perf_counter() - began < limit:
-            row = conn.execute("SELECT webhook_outbox_depth()").fetchone()
-            if row is not None and row[0] == 0:
+            # Whether any delivery is still pending (webhook_outbox_depth() counts them all: at 20,000 every 20 ms,
+            # that count alone took a sixth of PostgreSQL's time during the burst, CPU the runtime competes for).
+            row = conn.execute(
+                "SELECT NOT EXISTS (SELECT FROM webhooks.deliveries"
+                " WHERE status IN ('pending', 'delivering', 'retrying'))"
+            ).fetchone()
+            if row is not None and row[0]:
                 return
             time.sleep(0.02)
     raise RuntimeError("the outbox did not empty")
 
 
-def throughput(url: str, events: int) -> float:
-    with psycopg.connect(url, autocommit=True) as conn:
-        # Queued but not due: the runtime stays idle until they all become due at once.
+@dataclass
+class Burst:
+    rate: float  # deliveries/s
+    postgres_cpu_s: float
+    runtime_cpu_s: float
+
+
+class Profile:
+    """py-spy on the replica and pg_stat_statements, over one stretch of the run (see --profile)."""
+
+    def __init__(self, out: Path | None, url: str, pid: int) -> None:
+        self.out, self.url, self.pid = out, url, pid
+        self.spy: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Profile:
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA extensions")
+                conn.execute("SELECT extensions.pg_stat_statements_reset()")
+            spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            self.spy = subprocess.Popen(
+                [spy, "record", "-p", str(self.pid), "-r", "200", "-f", "raw", "-o", str(self.out / "replica.txt")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1.0)  # py-spy attaches
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.out is None or self.spy is None:
+            return
+        self.spy.send_signal(signal.SIGINT)
+        self.spy.wait(timeout=60)
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT total_exec_time, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160)"
+                " FROM extensions.pg_stat_statements ORDER BY total_exec_time DESC LIMIT 25"
+            ).fetchall()
+        total = sum(r[0] for r in rows) or 1.0
+        lines = [
+            f"{ms:10.1f} ms {100 * ms / total:5.1f}% {calls:8d} calls {n:8d} rows  {q}" for ms, calls, n, q in rows
+        ]
+        (self.out / "statements.txt").write_text("\n".join(lines) + "\n")
+
+
+def throughput(cluster: Cluster, replica: Replica, events: int, profile_dir: Path | None) -> Burst:
+    url = cluster.url
+    with psycopg.connect(url) as conn, conn.transaction():
+        # Queued but not due, in one transaction (else the dispatcher, woken by emit_event's NOTIFY, delivers some
+        # before the clock starts): the runtime stays idle until they all become due at once.
         conn.execute(
             "SELECT emit_event('booking.confirmed', jsonb_build_object('n', n)) FROM generate_series(1, %s) n", [events]
         )
         conn.execute(
             "UPDATE webhooks.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE status = 'pending'"
         )
-        began = time.perf_counter()
-        conn.execute("UPDATE webhooks.deliveries SET next_attempt_at = now() WHERE status = 'pending'")
-        conn.execute("NOTIFY tripsage_webhooks")
-    wait_empty(url)
-    elapsed = time.perf_counter() - began
+    assert replica.process is not None
+    with Profile(profile_dir, url, replica.process.pid):
+        pids = cluster.pids()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE webhooks.deliveries SET next_attempt_at = now() WHERE status = 'pending'")
+            pg_before, rt_before = cpu_seconds(pids), replica.cpu_seconds()
+            # The clock starts once they are due: making 20,000 rows due is the benchmark's work, not the dispatcher's.
+            began = time.perf_counter()
+            conn.execute("NOTIFY tripsage_webhooks")
+        wait_empty(url)
+        elapsed = time.perf_counter() - began
+        # Backends that connected during the burst count too (the pool may have grown).
+        pg_cpu = cpu_seconds(sorted(set(pids) | set(cluster.pids()))) - pg_before
+        rt_cpu = replica.cpu_seconds() - rt_before
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FROM webhooks.deliveries"
@@ -185,7 +260,7 @@ def throughput(url: str, events: int) -> float:
         logs = conn.execute("SELECT count(*) FROM webhook_logs").fetchone()
     assert row is not None and row[0] == row[1] == events, row
     assert logs is not None and logs[0] >= events
-    return events / elapsed
+    return Burst(events / elapsed, pg_cpu, rt_cpu)
 
 
 async def latency(url: str, nginx: Nginx, rate: float, seconds: float) -> tuple[float, float, int]:
@@ -220,6 +295,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=None, help="deliveries in the throughput burst")
     parser.add_argument("--rates", default="200,1000", help="fixed event rates (events/s) for latency")
     parser.add_argument("--seconds", type=float, default=None, help="duration of each fixed-rate run")
+    parser.add_argument("--profile", type=Path, default=None, help="profile the throughput burst into this directory")
     args = parser.parse_args()
     args.events = args.events or (20000 if args.full else 5000)
     args.seconds = args.seconds or (10.0 if args.full else 5.0)
@@ -238,7 +314,8 @@ def main() -> None:
         sample = {"event_type": "booking.confirmed", "event_created_at": dt.datetime.now(dt.UTC), "payload": {}}
         bodies = [body_of({**sample, "payload": {"n": n}}) for n in range(args.events)]
         ceiling = asyncio.run(raw_ceiling(nginx.url, bodies))
-        ours = throughput(cluster.url, args.events)
+        burst = throughput(cluster, replica, args.events, args.profile)
+        ours = burst.rate
         lat = {
             rate: asyncio.run(latency(cluster.url, nginx, rate, args.seconds))
             for rate in (float(r) for r in args.rates.split(","))
@@ -259,19 +336,27 @@ def main() -> None:
             "deliveries/s (signed, logged)",
             f"{ours:,.0f}",
             f"raw aiohttp {ceiling:,.0f}; pg_net {PG_NET_DOCUMENTED:.0f} (documented)",
-            f">= {GOAL_THROUGHPUT:,.0f} and >= {GOAL_CEILING_FRACTION}x raw",
+            f">= {GOAL_CEILING_FRACTION}x raw",
         ),
         ("fraction of the raw ceiling", f"{ours / ceiling:.2f}x", "1.00x", f">= {GOAL_CEILING_FRACTION}x"),
-        ("multiple of pg_net's documented rate", f"{ours / PG_NET_DOCUMENTED:.1f}x", "1x", ">= 15x"),
+        ("multiple of pg_net's documented rate", f"{ours / PG_NET_DOCUMENTED:.1f}x", "1x", "-"),
+        (
+            "CPU ms per 1,000 deliveries (PostgreSQL / runtime)",
+            f"{burst.postgres_cpu_s * 1e6 / args.events:,.0f} / {burst.runtime_cpu_s * 1e6 / args.events:,.0f}",
+            "-",
+            "-",
+        ),
     ]
     for rate, (p50, p99, n) in lat.items():
-        goal = f"p99 <= {GOAL_P99_AT_200:.0f} ms" if rate == 200 else "-"
+        goal = f"p99 <= {GOAL_P99:.0f} ms" if rate == GOAL_P99_RATE else "-"
         rows.append((f"commit->receiver p50 at {rate:.0f} events/s ({n} events)", f"{p50:.1f} ms", "-", "-"))
         rows.append((f"commit->receiver p99 at {rate:.0f} events/s", f"{p99:.1f} ms", "-", goal))
     print("| figure | ours | baseline | goal |")
     print("|---|---:|---|---|")
     for figure, value, baseline, goal in rows:
         print(f"| {figure} | {value} | {baseline} | {goal} |")
+    print()
+    print(cost_line("webhook deliveries", args.events, burst.postgres_cpu_s, burst.runtime_cpu_s, "signed, logged"))
 
 
 if __name__ == "__main__":
