@@ -63,6 +63,23 @@ class Outcome:
     event_created_at: dt.datetime | None = None  # when the event was committed (for the latency metric)
 
 
+@dataclass
+class Endpoint:
+    """One endpoint's settings as sent with, decoded once per version of its webhook_configs row (not per delivery)."""
+
+    id: int
+    version: str  # the row's xmin: a claimed delivery naming another version makes the dispatcher read it again
+    name: str
+    url: str
+    secret: bytes
+    headers: dict[str, str]  # the endpoint's own headers and Content-Type; each attempt adds its signature
+    timeout: aiohttp.ClientTimeout
+    timeout_ms: int
+    policy: retry.RetryPolicy
+    semaphore: asyncio.Semaphore
+    failing: bool  # failing_since is set (a success must clear it)
+
+
 def body_of(row: dict[str, Any]) -> bytes:
     """The exact bytes sent (and signed): {type, timestamp, data}; the same on every attempt."""
     created: dt.datetime = row["event_created_at"]
@@ -100,6 +117,11 @@ class Dispatcher:
         self.session: aiohttp.ClientSession | None = None
         self._limits: dict[int, tuple[int, asyncio.Semaphore]] = {}
         self._secrets: dict[int, tuple[bytes, list[bytes]]] = {}
+        self._endpoints: dict[int, Endpoint] = {}
+        self._url_checks: dict[str, str | None] = {}  # url -> the SSRF refusal, or None when it is allowed
+        # One claim at a time per dispatcher: concurrent claims of one process only collide on the same rows
+        # (SKIP LOCKED walks past each other's), costing PostgreSQL CPU; sends and records still overlap.
+        self._claiming = asyncio.Lock()
         self.delivered = 0
         self.failed = 0
         self.last_error: str | None = None
@@ -108,8 +130,10 @@ class Dispatcher:
         connector = aiohttp.TCPConnector(
             limit=MAX_CONNECTIONS, limit_per_host=0, resolver=ssrf.GuardedResolver(self.allow), keepalive_timeout=30
         )
+        # Accept-Encoding: identity asks for the response as is (we keep an excerpt of it); set as a header rather
+        # than with skip_auto_headers, which costs aiohttp a multidict built and sorted on every request.
         self.session = aiohttp.ClientSession(
-            connector=connector, headers={"User-Agent": USER_AGENT}, skip_auto_headers=("Accept-Encoding",)
+            connector=connector, headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
         )
 
     async def close(self) -> None:
@@ -119,7 +143,21 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Claim one batch of due deliveries, send them, record the results; the number claimed."""
-        rows = await self.db.fetch_all(
+        async with self._claiming:
+            rows = await self._claim()
+        if not rows:
+            return 0
+        endpoints = await self._endpoints_of(rows)
+        # A delivery whose endpoint was deleted since the claim went with it (ON DELETE CASCADE): nothing to send.
+        outcomes = await asyncio.gather(
+            *(self._deliver(row, endpoints[row["config_id"]]) for row in rows if row["config_id"] in endpoints)
+        )
+        if outcomes:
+            await self._record(list(outcomes))
+        return len(rows)
+
+    async def _claim(self) -> list[dict[str, Any]]:
+        return await self.db.fetch_all(
             Q["claim_deliveries"],
             {
                 "now": self.clock(),
@@ -128,32 +166,71 @@ class Dispatcher:
                 "lease_margin_s": self.lease_margin,
             },
         )
-        if not rows:
-            return 0
-        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
-        await self._record(list(outcomes))
-        return len(rows)
+
+    # -- endpoints ----------------------------------------------------------------------------------------------
+
+    async def _endpoints_of(self, rows: list[dict[str, Any]]) -> dict[int, Endpoint]:
+        """The endpoints of these claimed deliveries, read again only when one's version changed."""
+        known = self._endpoints
+        stale = {
+            r["config_id"] for r in rows if (e := known.get(r["config_id"])) is None or e.version != r["config_version"]
+        }
+        if stale:
+            for config in await self.db.fetch_all(Q["endpoint_configs"], {"ids": sorted(stale)}):
+                known[config["id"]] = self._endpoint(config)
+        return known
+
+    def _endpoint(self, config: dict[str, Any]) -> Endpoint:
+        headers = {str(k): str(v) for k, v in (config["headers"] or {}).items()}
+        headers["Content-Type"] = "application/json"
+        return Endpoint(
+            id=config["id"],
+            version=config["version"],
+            name=config["name"],
+            url=config["url"],
+            secret=bytes(config["secret"]) if config["secret"] is not None else b"",
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=config["timeout_ms"] / 1000),
+            timeout_ms=config["timeout_ms"],
+            policy=retry.RetryPolicy.from_config(config["retry_config"]),
+            semaphore=self._semaphore(config["id"], int(config["max_concurrency"])),
+            failing=bool(config["failing"]),
+        )
+
+    def _semaphore(self, config_id: int, limit: int) -> asyncio.Semaphore:
+        known = self._limits.get(config_id)
+        if known is None or known[0] != limit:
+            known = (limit, asyncio.Semaphore(limit))
+            self._limits[config_id] = known
+        return known[1]
+
+    def _signing_keys(self, endpoint: Endpoint) -> list[bytes]:
+        cached = self._secrets.get(endpoint.id)
+        if cached is None or cached[0] != endpoint.secret:
+            active = vault.decrypt_webhook_secrets(self.keys, endpoint.secret)
+            cached = (endpoint.secret, [standard_webhooks.secret_key(secret) for secret in active])
+            self._secrets[endpoint.id] = cached
+        return cached[1]
+
+    def _check_url(self, url: str) -> None:
+        """ssrf.check_url, remembered per URL (the allow list is fixed for this dispatcher's life)."""
+        try:
+            refusal = self._url_checks[url]
+        except KeyError:
+            try:
+                ssrf.check_url(url, self.allow)
+                refusal = None
+            except ssrf.UnsafeTarget as error:
+                refusal = str(error)
+            if len(self._url_checks) >= 4096:
+                self._url_checks.clear()
+            self._url_checks[url] = refusal
+        if refusal is not None:
+            raise ssrf.UnsafeTarget(refusal)
 
     # -- one attempt ------------------------------------------------------------------------------------------
 
-    def _semaphore(self, row: dict[str, Any]) -> asyncio.Semaphore:
-        limit = int(row["max_concurrency"])
-        known = self._limits.get(row["config_id"])
-        if known is None or known[0] != limit:
-            known = (limit, asyncio.Semaphore(limit))
-            self._limits[row["config_id"]] = known
-        return known[1]
-
-    def _signing_keys(self, row: dict[str, Any]) -> list[bytes]:
-        blob = bytes(row["secret"])
-        cached = self._secrets.get(row["config_id"])
-        if cached is None or cached[0] != blob:
-            active = vault.decrypt_webhook_secrets(self.keys, blob)
-            cached = (blob, [standard_webhooks.secret_key(secret) for secret in active])
-            self._secrets[row["config_id"]] = cached
-        return cached[1]
-
-    async def _deliver(self, row: dict[str, Any]) -> Outcome:
+    async def _deliver(self, row: dict[str, Any], endpoint: Endpoint) -> Outcome:
         assert self.session is not None, "Dispatcher.open() first"
         began = time.perf_counter()
         code: int | None = None
@@ -162,44 +239,45 @@ class Dispatcher:
         retry_after: float | None = None
         refused = abort = False
         try:
-            ssrf.check_url(row["url"], self.allow)
+            self._check_url(endpoint.url)
             body = body_of(row)
             # webhook-timestamp is the real time of this attempt (receivers check it against theirs).
-            headers = {str(k): str(v) for k, v in (row["headers"] or {}).items()}
-            headers["Content-Type"] = "application/json"
+            headers = endpoint.headers.copy()
             headers.update(
-                standard_webhooks.headers(row["webhook_id"], int(time.time()), body, self._signing_keys(row))
+                standard_webhooks.headers(row["webhook_id"], int(time.time()), body, self._signing_keys(endpoint))
             )
-            timeout = aiohttp.ClientTimeout(total=row["timeout_ms"] / 1000)
             async with (
-                self._semaphore(row),
+                endpoint.semaphore,
                 self.session.post(
-                    row["url"], data=body, headers=headers, timeout=timeout, allow_redirects=False
+                    endpoint.url, data=body, headers=headers, timeout=endpoint.timeout, allow_redirects=False
                 ) as response,
             ):
                 code = response.status
                 raw = await response.content.read(RESPONSE_EXCERPT)
                 excerpt = raw.decode("utf-8", "replace")
-                retry_after = retry.parse_retry_after(response.headers.get("Retry-After"), utc_now())
+                answer = response.headers
+                if (asked := answer.get("Retry-After")) is not None:
+                    retry_after = retry.parse_retry_after(asked, utc_now())
                 # Svix's convention: a receiver may ask that this message never be retried.
-                abort = response.headers.get("webhook-delivery", "").lower() == "abort-message"
+                abort = answer.get("webhook-delivery", "").lower() == "abort-message"
                 if not retry.is_success(code):
                     error = f"HTTP {code}"
         except ssrf.UnsafeTarget as refusal:
             refused, error = True, str(refusal)
         except TimeoutError:
-            error = f"timed out after {row['timeout_ms']} ms"
+            error = f"timed out after {endpoint.timeout_ms} ms"
         except aiohttp.ClientError as failure:
             error = f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
         except Exception as failure:  # a bad secret or header must fail this delivery, not the batch
             log.exception("webhook delivery %s failed unexpectedly", row["id"])
             error = f"{type(failure).__name__}: {failure}"
         duration_ms = round((time.perf_counter() - began) * 1000)
-        return self._classify(row, code, excerpt, duration_ms, error, retry_after, refused or abort)
+        return self._classify(row, endpoint, code, excerpt, duration_ms, error, retry_after, refused or abort)
 
     def _classify(
         self,
         row: dict[str, Any],
+        endpoint: Endpoint,
         code: int | None,
         excerpt: str | None,
         duration_ms: int,
@@ -210,8 +288,8 @@ class Dispatcher:
         error = redact.redact_optional(error)  # stored in webhook_logs and shown by /health, the CLI, the dashboard
         base = {
             "delivery_id": row["id"],
-            "config_id": row["config_id"],
-            "config_name": row["config_name"],
+            "config_id": endpoint.id,
+            "config_name": endpoint.name,
             "attempt": row["attempts"],
             "code": code,
             "body": excerpt,
@@ -224,8 +302,7 @@ class Dispatcher:
             return Outcome(**base, status="dead", next_at=None, error="410 Gone: endpoint disabled", gone=True)
         if refused:  # a policy refusal (or the receiver's abort-message) does not get better by waiting
             return Outcome(**base, status="dead", next_at=None, error=error)
-        policy = retry.RetryPolicy.from_config(row["retry_config"])
-        delay = policy.next_delay(row["attempts"], retry_after, self.rng)
+        delay = endpoint.policy.next_delay(row["attempts"], retry_after, self.rng)
         if delay is None:
             return Outcome(**base, status="dead", next_at=None, error=error)
         return Outcome(**base, status="retrying", next_at=self.clock() + dt.timedelta(seconds=delay), error=error)
@@ -257,8 +334,11 @@ class Dispatcher:
         self.failed += sum(1 for o in outcomes if o.status != "succeeded")
         if failing or len(succeeded) < len(outcomes):
             self.last_error = next((o.error for o in outcomes if o.error), self.last_error)
-        if succeeded:
-            await self.db.execute(Q["configs_recovered"], {"ids": sorted(succeeded)})
+        # Only endpoints whose failure clock was running when their deliveries were claimed (the clock's start
+        # changes the row's version, so the endpoint is read again at the next claim).
+        recovered = sorted(i for i in succeeded if (e := self._endpoints.get(i)) is not None and e.failing)
+        if recovered:
+            await self.db.execute(Q["configs_recovered"], {"ids": recovered})
         disabled: list[dict[str, Any]] = []
         if failing:
             rows = await self.db.fetch_all(
@@ -277,11 +357,14 @@ class Dispatcher:
         """Prometheus: attempts by outcome, and commit-to-delivery latency of first attempts that succeeded."""
         assert self.metrics is not None
         finished = utc_now()
+        counts: dict[str, int] = {}
         for o in outcomes:
-            self.metrics.deliveries.labels(outcome=o.status).inc()
+            counts[o.status] = counts.get(o.status, 0) + 1
             if o.status == "succeeded" and o.attempt == 1 and o.event_created_at is not None:
                 seconds = (finished - o.event_created_at).total_seconds()
                 self.metrics.delivery_latency.observe(max(0.0, seconds))
+        for status, count in counts.items():
+            self.metrics.deliveries.labels(outcome=status).inc(count)
 
     async def _notify_disabled(self, row: dict[str, Any]) -> None:
         """Tell the operators (log) and any endpoint subscribed to webhook.endpoint.disabled (an event)."""

@@ -20,8 +20,15 @@ SET status = 'delivering',
 FROM due, webhooks.events e, public.webhook_configs c
 WHERE d.id = due.id AND e.id = d.event_id AND c.id = d.webhook_config_id
 RETURNING d.id, d.webhook_id, d.event_type, d.attempts, e.payload, e.created_at AS event_created_at,
-    c.id AS config_id, c.name AS config_name, c.url, c.secret, c.headers, c.timeout_ms, c.retry_config,
-    c.max_concurrency
+    c.id AS config_id, c.xmin::text AS config_version
+
+-- name: endpoint_configs
+-- The endpoints of claimed deliveries whose version (the row's xmin, new on every change) the dispatcher has not
+-- decoded yet: their settings are decoded once per version, not once per delivery.
+SELECT c.id, c.xmin::text AS version, c.name, c.url, c.secret, c.headers, c.timeout_ms, c.retry_config,
+    c.max_concurrency, c.failing_since IS NOT NULL AS failing
+FROM public.webhook_configs c
+WHERE c.id = ANY(%(ids)s::bigint[])
 
 -- name: finish_deliveries
 -- Record a batch of attempts: the deliveries' new state (only while this dispatcher still holds the lease for
