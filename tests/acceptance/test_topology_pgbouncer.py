@@ -32,6 +32,7 @@ from tests.integration.realtime.conftest import subscribe, user_token
 from tests.integration.webhooks.conftest import Receiver, serving
 from tripsage import jwt
 from tripsage.db import topology
+from tripsage.net import WORKER_APPLICATION_NAME
 
 pytestmark = pytest.mark.system
 WAIT = 60.0  # seconds a condition may take before the test fails (a bound, not a measurement)
@@ -217,10 +218,11 @@ async def test_serve_splits_the_pool_onto_the_transaction_pooler_with_a_direct_u
         with psycopg.connect(system_database, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND (application_name LIKE 'tripsage-%%' OR application_name = 'pg_net worker (tripsage)') GROUP BY 1"
+                " AND (application_name LIKE 'tripsage-%%' OR application_name = %s) GROUP BY 1",
+                [WORKER_APPLICATION_NAME],
             ).fetchall()
         direct = {str(name): int(count) for name, count in rows}
-        assert direct.get("tripsage-listen") == 2 and direct.get("pg_net worker (tripsage)") == 1, direct
+        assert direct.get("tripsage-listen") == 2 and direct.get(WORKER_APPLICATION_NAME) == 1, direct
         assert direct.get("tripsage-scheduler-leader") == 1, direct
         assert direct.get("tripsage-realtime-listen") == 1, direct
     finally:

@@ -29,6 +29,7 @@ from testkit.servers import free_port
 from tests.conftest import IN_CI, MIGRATIONS
 from tripsage import jwt
 from tripsage.db.migrations import Deployer
+from tripsage.net import WORKER_APPLICATION_NAME
 
 pytestmark = pytest.mark.system
 PATIENCE = 60.0  # seconds a wait may take before the test fails (a bound, not a measurement)
@@ -169,7 +170,8 @@ def test_replicas_beyond_the_connection_budget_are_refused_clearly(small_server:
                 assert "too many clients" in str(error)
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN"
-                " ('tripsage-listen', 'pg_net worker (tripsage)')"
+                " ('tripsage-listen', %s)",
+                [WORKER_APPLICATION_NAME],
             )
             time.sleep(5)  # several reconnect attempts, all refused by the server
             assert first.process is not None and first.process.poll() is None, "the replica must not exit"
@@ -179,8 +181,8 @@ def test_replicas_beyond_the_connection_budget_are_refused_clearly(small_server:
 
             def listening() -> bool:
                 row = admin.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name IN"
-                    " ('tripsage-listen', 'pg_net worker (tripsage)')"
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('tripsage-listen', %s)",
+                    [WORKER_APPLICATION_NAME],
                 ).fetchone()
                 return bool(row and row[0] == 3)
 

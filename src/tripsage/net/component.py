@@ -4,7 +4,7 @@
 rounds until one finds nothing to send and nothing to expire. While its LISTEN connection is healthy the idle
 worker sends no query; after (re)connecting it makes one catch-up round, since a NOTIFY may have been missed.
 `net.worker_restart()` notifies tripsage_net_restart: the worker reconnects (and so catches up). The LISTEN
-connection's application_name is how `net.check_worker_is_up()` and `net.wait_until_running()` see the worker.
+connection's application_name (`WORKER_APPLICATION_NAME`) is how `net._worker_is_up()` sees the worker.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute
 from tripsage import ssrf
 from tripsage.db.connector import listen
 from tripsage.exceptions import TripSageError
+from tripsage.net import WORKER_APPLICATION_NAME
 from tripsage.net.worker import NetWorker
 from tripsage.tasks import cancel_all
 
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "tripsage_net"
 RESTART_CHANNEL = "tripsage_net_restart"
-WORKER_APPLICATION_NAME = "pg_net worker (tripsage)"  # what net.check_worker_is_up() looks for
 ERROR_BACKOFF = 1.0  # seconds after a database error before the round is tried again
 
 
