@@ -22,7 +22,14 @@ import psycopg
 import pytest
 from testkit import pgbouncer, servers
 from testkit.harness import Replica, new_encryption_key
-from testkit.runtime import TEST_JWT_SECRET, run_tripsage, running_runtime, runtime_settings
+from testkit.runtime import (
+    TEST_JWT_SECRET,
+    detailed_health,
+    run_tripsage,
+    running_runtime,
+    runtime_settings,
+    service_role_key,
+)
 from testkit.servers import free_port
 from testkit.waiting import eventually
 
@@ -30,7 +37,6 @@ from tests.acceptance.test_chaos_soak import run_script
 from tests.conftest import IN_CI
 from tests.integration.realtime.conftest import subscribe, user_token
 from tests.integration.webhooks.conftest import Receiver, serving
-from tripsage import jwt
 from tripsage.db import topology
 from tripsage.net import WORKER_APPLICATION_NAME
 
@@ -122,10 +128,7 @@ async def test_the_runtime_works_through_session_pooling(
         await asyncio.to_thread(application_work, pooled, receiver.url)
         await wait_for(lambda: delivered(receiver), "the webhook and the pg_net call")
         await wait_for_probe(pooled, "the cron job did not run through the pooler")
-        service_key = jwt.api_key(TEST_JWT_SECRET, "service_role")  # the details of /health are the service role's
-        health = (
-            await http.get(f"{running.base_url}/health", headers={"Authorization": f"Bearer {service_key}"})
-        ).json()
+        health = await asyncio.to_thread(detailed_health, running.base_url)  # the details are the service role's
         assert health["status"] == "ok", health
         assert health["components"]["scheduler"]["leader"] is True
 
@@ -149,7 +152,7 @@ async def test_the_runtime_works_through_session_pooling(
 
         answer = await http.post(
             f"{running.base_url}/functions/v1/ai-processing",
-            headers={"Authorization": f"Bearer {jwt.api_key(TEST_JWT_SECRET, 'service_role')}"},
+            headers={"Authorization": f"Bearer {service_role_key()}"},
             json={"type": "memory.generate.embedding", "data": {"memory_ids": []}},
         )
         assert answer.status_code == 200 and answer.json()["success"] is True, answer.text

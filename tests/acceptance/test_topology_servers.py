@@ -23,11 +23,10 @@ import psycopg
 import pytest
 from testkit import replication, servers
 from testkit.harness import JWT_SECRET, Replica, new_encryption_key
-from testkit.runtime import TEST_JWT_SECRET, run_tripsage
+from testkit.runtime import TEST_JWT_SECRET, detailed_health, run_tripsage
 from testkit.servers import free_port
 
 from tests.conftest import IN_CI, MIGRATIONS
-from tripsage import jwt
 from tripsage.db.migrations import Deployer
 from tripsage.net import WORKER_APPLICATION_NAME
 
@@ -48,11 +47,8 @@ def _system_postgres() -> None:
 
 def health(replica: Replica) -> dict[str, Any] | None:
     """/health with the service_role key (its details: read_only, the error), or None while nothing answers."""
-    key = jwt.api_key(JWT_SECRET, "service_role")
-    request = urllib.request.Request(f"{replica.base_url}/health", headers={"Authorization": f"Bearer {key}"})
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return dict(json.loads(response.read()))
+        return detailed_health(replica.base_url, JWT_SECRET)
     except urllib.error.HTTPError as error:  # 503: the report is in the body
         return dict(json.loads(error.read()))
     except OSError:
