@@ -9,6 +9,14 @@
 - A new leader marks runs left unfinished as failed ('server restarted'), and resumes each job after its last
   recorded tick (at most CATCH_UP seconds back), so a tick due during a failover runs late rather than never.
 - When pg_cron is native in the database, pg_cron runs the jobs and this component stays idle.
+
+Why the leader has a loop of its own rather than `tasks.work_loop` (the dispatcher's, the email sender's, the
+realtime reader's and the net worker's): work_loop runs a round after a wake-up or a fixed poll interval, runs the
+next at once when a round was full, and retries a failed round in place after a backoff. The leader instead sleeps
+until the next tick, a different time every round (the nearest tick less PREPARE_AHEAD, at most POLL_INTERVAL); no
+round is ever "full"; and an error ends its leadership rather than one round (`_lead` closes the lock's connection,
+waits ERROR_BACKOFF and competes for the lock again; the new leader's catch-up then covers the gap). Followers retry
+the lock every FOLLOWER_RETRY seconds. The wake-or-timeout wait itself is shared: `tasks.wait_for_wake`.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from tripsage.db.job_sessions import Session, close_quietly
 from tripsage.exceptions import ConfigurationError, InsufficientPrivilege, TripSageError
 from tripsage.scheduler import cron
 from tripsage.scheduler.runner import Job, execute, open_session
-from tripsage.tasks import cancel_all
+from tripsage.tasks import cancel_all, wait_for_wake
 
 if TYPE_CHECKING:
     from tripsage.config import Settings
@@ -228,12 +236,9 @@ class SchedulerComponent:
             wait = POLL_INTERVAL - (time.monotonic() - checked)
             if next_due is not None:
                 wait = min(wait, next_due)
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                if self._wake.is_set():
-                    jobs = await self._load()
-                    checked = time.monotonic()
+            if wait > 0 and await wait_for_wake(self._wake, wait):  # cron.job changed
+                jobs = await self._load()
+                checked = time.monotonic()
 
     async def _load(self) -> dict[int, Job]:
         jobs: dict[int, Job] = {}
