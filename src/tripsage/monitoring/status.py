@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from tripsage import queries_for
+from tripsage import cron, queries_for
 from tripsage.db.connector import Database
 from tripsage.monitoring import webhooks_view
-from tripsage.scheduler import cron
 
 Q = queries_for("tripsage.monitoring")
 HISTORY_ROWS = 20

@@ -10,11 +10,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tripsage import queries_for
+from tripsage import cron, queries_for
 from tripsage.cli_support import emit, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
-from tripsage.scheduler import cron
 from tripsage.scheduler.component import run_now, schedule_timezone
 
 Q = queries_for("tripsage.scheduler")

@@ -32,13 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
-from tripsage import queries_for
+from tripsage import cron, queries_for
 from tripsage.config import check_timezone
 from tripsage.db import supabase_vault, vault
 from tripsage.db.connector import Connection, Database, connect, execute_on, fetch_one_on, listen
 from tripsage.db.job_sessions import Session, close_quietly
 from tripsage.exceptions import ConfigurationError, InsufficientPrivilege, TripSageError
-from tripsage.scheduler import cron
 from tripsage.scheduler.runner import Job, execute, open_session
 from tripsage.tasks import cancel_all, wait_for_wake
 
