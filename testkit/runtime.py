@@ -39,9 +39,8 @@ def detailed_health(base_url: str, jwt_secret: str = TEST_JWT_SECRET, *, timeout
     """`/health` with the service_role key (without it, only the statuses are shown). A 503 raises
     urllib.error.HTTPError, whose body holds the report."""
     headers = {"Authorization": f"Bearer {service_role_key(jwt_secret)}"}
-    with urllib.request.urlopen(
-        urllib.request.Request(f"{base_url}/health", headers=headers), timeout=timeout
-    ) as response:
+    request = urllib.request.Request(f"{base_url}/health", headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         report: dict[str, Any] = json.loads(response.read())
     return report
 
