@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -11,10 +12,14 @@ import pytest
 from testkit import servers
 from testkit.runtime import run_tripsage
 
+from tripsage.crypto import Keyring
+from tripsage.db import supabase_vault
 
-def jobs(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+
+def jobs(url: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
     env["DATABASE_URL"] = url
+    env.update(extra_env)
     return run_tripsage("jobs", *args, env=env)
 
 
@@ -70,6 +75,26 @@ def test_jobs_cli_on_native_pg_cron(system_server: servers.Server) -> None:
     finally:
         with psycopg.connect(system_server.admin_url, autocommit=True) as conn:
             conn.execute("UPDATE cron.job SET active = true WHERE jobname = 'monitor-database-health'")
+
+
+def test_a_job_run_by_hand_reads_vault_secrets_like_a_scheduled_run(database: str) -> None:
+    # The scheduler hands its jobs the Vault key (docs/vault.md); `tripsage jobs run` ran the same job without it, so
+    # the documented pattern (a cron job reading vault.decrypted_secrets) failed only when run by hand.
+    encryption_key = base64.b64encode(b"k" * 32).decode()
+    options = supabase_vault.session_options(supabase_vault.session_key(Keyring(encryption_key)))
+    with psycopg.connect(database, autocommit=True, options=options) as conn:
+        conn.execute("SELECT vault.create_secret('https://project.example', 'project_url')")
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.read_by_hand (url text)")
+        conn.execute(
+            "SELECT cron.schedule('reads-vault', '@daily', 'INSERT INTO public.read_by_hand SELECT decrypted_secret "
+            "FROM vault.decrypted_secrets WHERE name = ''project_url''')"
+        )
+    ran = jobs(database, "run", "reads-vault", "--json", TRIPSAGE_ENCRYPTION_KEY=encryption_key)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert json.loads(ran.stdout)["status"] == "succeeded"
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT url FROM public.read_by_hand").fetchall() == [("https://project.example",)]
 
 
 @pytest.mark.parametrize("schedule", ["61 seconds", "* * *"])

@@ -14,7 +14,7 @@ from tripsage import cron, queries_for
 from tripsage.cli_support import emit, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
-from tripsage.scheduler.component import run_now, schedule_timezone
+from tripsage.scheduler.component import jobs_vault_key, run_now, schedule_timezone
 
 Q = queries_for("tripsage.scheduler")
 app = typer.Typer(help="Scheduled jobs (pg_cron, native or emulated).", no_args_is_help=True)
@@ -74,7 +74,8 @@ def history(
 def run(name: NameArgument, as_json: JsonOption = False) -> None:
     """Run a job now, recorded in cron.job_run_details like a scheduled run; exit 1 if it fails."""
     settings = load_settings()
-    result = with_db(lambda db: run_now(db, db.url, name, settings.cron_statement_timeout_s))
+    key = jobs_vault_key(settings)
+    result = with_db(lambda db: run_now(db, db.url, name, settings.cron_statement_timeout_s, key))
     if as_json:
         print(json.dumps(result))
     else:

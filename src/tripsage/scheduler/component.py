@@ -89,10 +89,7 @@ class SchedulerComponent:
         if not runtime.settings.cron_enabled:
             self.mode = "disabled"
             return
-        try:
-            self._vault_key = supabase_vault.session_key(vault.keyring(runtime.settings))
-        except ConfigurationError as error:  # jobs then read no Vault secret, with the error that says why
-            log.warning("scheduler: jobs get no Vault key: %s", error)
+        self._vault_key = jobs_vault_key(runtime.settings)
         self.timezone = await schedule_timezone(runtime.settings, runtime.database)
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
@@ -424,8 +421,21 @@ async def schedule_timezone(settings: Settings, db: Database) -> str:
         raise ConfigurationError(str(error)) from None
 
 
-async def run_now(db: Database, base_url: str, name: str, default_timeout_s: float = 600.0) -> dict[str, Any]:
-    """`tripsage jobs run NAME`: run a job now, recorded like a scheduled run (native pg_cron or emulated)."""
+def jobs_vault_key(settings: Settings) -> bytes | None:
+    """The Vault key the jobs get (docs/vault.md), or None, with a warning that says why, when the settings have no
+    usable encryption key (the jobs then read no Vault secret and fail with the error that says so)."""
+    try:
+        return supabase_vault.session_key(vault.keyring(settings))
+    except ConfigurationError as error:
+        log.warning("scheduler: jobs get no Vault key: %s", error)
+        return None
+
+
+async def run_now(
+    db: Database, base_url: str, name: str, default_timeout_s: float = 600.0, vault_key: bytes | None = None
+) -> dict[str, Any]:
+    """`tripsage jobs run NAME`: run a job now, recorded like a scheduled run (native pg_cron or emulated), with the
+    Vault key a scheduled run gets."""
     row = await db.fetch_one(Q["job_by_name"], {"name": name})
     if row is None:
         raise LookupError(f"unknown job: {name}")
@@ -434,5 +444,7 @@ async def run_now(db: Database, base_url: str, name: str, default_timeout_s: flo
     params = {"jobid": job.jobid, "database": job.database, "username": job.username, "command": job.command}
     claimed = await db.fetch_one(Q["manual_run" if mode == "emulated" else "manual_run_native"], params)
     assert claimed is not None
-    outcome = await execute(db, base_url, job, claimed["runid"], default_timeout_s, "tripsage-jobs-run")
+    outcome = await execute(
+        db, base_url, job, claimed["runid"], default_timeout_s, "tripsage-jobs-run", vault_key=vault_key
+    )
     return {"job": name, "runid": outcome.runid, "status": outcome.status, "message": outcome.message}
