@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import subprocess
@@ -117,3 +118,25 @@ def test_a_mistyped_timezone_stops_the_start_with_one_line(command: tuple[str, .
         "error: invalid settings: TRIPSAGE_CRON_TIMEZONE: unknown time zone 'Europe/Berln' "
         "(use an IANA name such as UTC or Europe/Berlin)"
     ]
+
+
+def test_status_and_jobs_list_show_next_runs_in_the_servers_cron_timezone(database: str) -> None:
+    # With no TRIPSAGE_CRON_TIMEZONE, the scheduler reads its schedules in the server's cron.timezone; `tripsage
+    # status` (and the dashboard) computed next runs in UTC instead, so they disagreed with `tripsage jobs list`.
+    name = psycopg.conninfo.conninfo_to_dict(database)["dbname"]
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("ALTER DATABASE {} SET cron.timezone = 'Asia/Tokyo'").format(psycopg.sql.Identifier(name))
+        )
+        conn.execute("SELECT cron.schedule('nine-in-tokyo', '0 9 * * *', 'SELECT 1')")
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL", "TRIPSAGE_CRON_TIMEZONE"}
+    }
+    env["DATABASE_URL"] = database
+    listed = {j["jobname"]: j for j in json.loads(run_tripsage("jobs", "list", "--json", env=env).stdout)}
+    status = run_tripsage("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    shown = {j["jobname"]: j for j in json.loads(status.stdout)["jobs"]}
+    expected = listed["nine-in-tokyo"]["next_run"]
+    assert expected.endswith(("00:00:00+00:00", "T00:00:00Z")), expected  # 09:00 in Tokyo is 00:00 UTC
+    assert dt.datetime.fromisoformat(str(shown["nine-in-tokyo"]["next_run"])) == dt.datetime.fromisoformat(expected)

@@ -14,7 +14,8 @@ from tripsage import cron, queries_for
 from tripsage.cli_support import emit, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
-from tripsage.scheduler.component import jobs_vault_key, run_now, schedule_timezone
+from tripsage.db.cron_timezone import schedule_timezone
+from tripsage.scheduler.component import jobs_vault_key, run_now
 
 Q = queries_for("tripsage.scheduler")
 app = typer.Typer(help="Scheduled jobs (pg_cron, native or emulated).", no_args_is_help=True)

@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 from starlette.routing import BaseRoute
 
 from tripsage import cron, queries_for
-from tripsage.config import check_timezone
 from tripsage.db import supabase_vault, vault
 from tripsage.db.connector import Connection, Database, connect, execute_on, fetch_one_on, listen
+from tripsage.db.cron_timezone import schedule_timezone
 from tripsage.db.job_sessions import Session, close_quietly
-from tripsage.exceptions import ConfigurationError, InsufficientPrivilege, TripSageError
+from tripsage.exceptions import ConfigurationError, TripSageError
 from tripsage.scheduler.runner import Job, execute, open_session
 from tripsage.tasks import cancel_all, wait_for_wake
 
@@ -396,29 +396,6 @@ class SchedulerComponent:
         finally:
             if self._running.get(job.jobid) is asyncio.current_task():
                 del self._running[job.jobid]
-
-
-async def schedule_timezone(settings: Settings, db: Database) -> str:
-    """The zone of the schedules: TRIPSAGE_CRON_TIMEZONE when set, else pg_cron's cron.timezone when the server has
-    one, else UTC. An unknown zone is one line (at start, instead of a leader task dying at its first tick)."""
-    if "cron_timezone" in settings.model_fields_set:
-        return settings.cron_timezone
-    try:
-        server = await db.fetch_value(Q["cron_timezone_setting"])
-    except InsufficientPrivilege:
-        # A preloaded pg_cron (1.5+) shows cron.timezone only to superusers and pg_read_all_settings.
-        log.warning(
-            "scheduler: cannot read the server's cron.timezone (needs pg_read_all_settings); using %s; "
-            "set TRIPSAGE_CRON_TIMEZONE",
-            settings.cron_timezone,
-        )
-        return settings.cron_timezone
-    if server is None:
-        return settings.cron_timezone
-    try:
-        return check_timezone(str(server), "cron.timezone (the database server's setting)")
-    except ValueError as error:
-        raise ConfigurationError(str(error)) from None
 
 
 def jobs_vault_key(settings: Settings) -> bytes | None:
