@@ -53,6 +53,7 @@ from testkit.workload import (
 )
 
 from tripsage.db.migrations import Deployer
+from tripsage.net import WORKER_APPLICATION_NAME
 
 DATABASE = "tripsage"
 DRAIN_LIMIT = 180.0  # seconds to wait for every webhook to arrive after the run
@@ -61,7 +62,7 @@ RETRY_PAUSE = 0.1  # seconds between a producer's attempts while there is no pri
 FAILOVER_SLACK_S = 6.0  # after the recovery, a new scheduler leader may take up to this long (chaos.py's margin)
 LISTENERS_PER_REPLICA = {
     "tripsage-listen": 2,
-    "pg_net worker (tripsage)": 1,
+    WORKER_APPLICATION_NAME: 1,
     "tripsage-realtime-listen": 1,
     "tripsage-scheduler-leader": 1,
 }

@@ -160,13 +160,9 @@ class Replica:
 
     def detailed_health(self, timeout: float = 5) -> dict[str, object]:
         """/health with the service_role key (without it, only the statuses are shown)."""
-        from tripsage import jwt
+        from testkit.runtime import detailed_health  # imports the server: only where a caller asks
 
-        key = jwt.api_key(JWT_SECRET, "service_role")
-        request = urllib.request.Request(f"{self.base_url}/health", headers={"Authorization": f"Bearer {key}"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            report: dict[str, object] = json.loads(response.read())
-        return report
+        return detailed_health(self.base_url, JWT_SECRET, timeout=timeout)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}

@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import os
 import socket
 import ssl
 import subprocess
 import sys
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from aiohttp import web
 
+from tripsage import jwt
 from tripsage.clock import Clock
 from tripsage.config import Settings, load_settings
 from tripsage.runtime import Runtime
@@ -24,6 +28,21 @@ from tripsage.server import build_app, build_runtime
 from tripsage.serving import server_config
 
 TEST_JWT_SECRET = "tripsage-tests-jwt-secret-0123456789-abcdefghij"
+
+
+def service_role_key(jwt_secret: str = TEST_JWT_SECRET) -> str:
+    """The project's service_role API key: only with it does `/health` show its details and the dashboard sign in."""
+    return jwt.api_key(jwt_secret, "service_role")
+
+
+def detailed_health(base_url: str, jwt_secret: str = TEST_JWT_SECRET, *, timeout: float = 5) -> dict[str, Any]:
+    """`/health` with the service_role key (without it, only the statuses are shown). A 503 raises
+    urllib.error.HTTPError, whose body holds the report."""
+    headers = {"Authorization": f"Bearer {service_role_key(jwt_secret)}"}
+    request = urllib.request.Request(f"{base_url}/health", headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        report: dict[str, Any] = json.loads(response.read())
+    return report
 
 
 def runtime_settings(data_dir: Path, **overrides: object) -> Settings:

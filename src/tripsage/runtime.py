@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from starlette.routing import BaseRoute
 
-from tripsage import __version__, queries_for
+from tripsage import __version__, queries_for, redact
 from tripsage.clock import Clock, SystemClock
 from tripsage.config import Settings
 from tripsage.db import topology
@@ -136,10 +136,10 @@ class Runtime:
                 **(row or {}),
             }
         except DatabaseError as error:
-            database = {"status": "error", "error": str(error)}
+            database = {"status": "error", "error": redact.redact(str(error))}
         if self.read_only and database["status"] == "ok":
             database = {**database, "status": "error", "read_only": True, "error": topology.READ_ONLY_ADVICE}
-        components = {component.name: component.health() for component in self._started}
+        components = {component.name: _redacted(component.health()) for component in self._started}
         statuses = [database["status"], *(c.get("status", "ok") for c in components.values())]
         if not self.read_only and self._not_started():
             # Some components are not running (still starting once a standby was promoted, or one failed to start):
@@ -158,3 +158,12 @@ class Runtime:
     def _not_started(self) -> list[str]:
         started = {id(component) for component in self._started}
         return [component.name for component in self.components if id(component) not in started]
+
+
+def _redacted(report: dict[str, Any]) -> dict[str, Any]:
+    """A component's health report with its errors (`error`, `last_error`, ...) redacted, whichever component wrote
+    them: /health shows them to the service_role key, and a URL's credentials must not go with them."""
+    return {
+        key: redact.redact(value) if key.endswith("error") and isinstance(value, str) else value
+        for key, value in report.items()
+    }

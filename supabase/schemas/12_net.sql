@@ -1,5 +1,6 @@
 -- net: pg_net 0.20, emulated when the server has no pg_net.
--- (This file is migrations 20261124201000_webhooks.sql and 20261127170000_net_parity.sql.)
+-- (This file is migrations 20261124201000_webhooks.sql, 20261127170000_net_parity.sql and
+-- 20261127200000_net_worker_presence.sql.)
 
 -- pg_net 0.20's SQL API, when the server has no pg_net: TripSage's runtime is the background worker. Requests queue
 -- in net.http_request_queue (a logged table: unlike pg_net's unlogged one, a queued request survives a crash); the
@@ -37,7 +38,8 @@ BEGIN
 END
 $net$;
 
--- The API (the same text in migration 20261127170000_net_parity.sql). Every role may use it, as with pg_net's
+-- The API (the same text in migration 20261127170000_net_parity.sql, but for net._worker_is_up and its two callers:
+-- migration 20261127200000_net_worker_presence.sql). Every role may use it, as with pg_net's
 -- grants to PUBLIC, except anon and authenticated (PostgREST's request roles): they are refused with PostgreSQL's
 -- own error (42501). PostgreSQL cannot withhold a PUBLIC grant from one role, so the refusal is made by
 -- net._refuse_request_roles: called first by every function, and by the tables' row security policies as a
@@ -220,15 +222,25 @@ BEGIN
         FROM jsonb_each_text(params) AS p
     $fn$;
 
-    -- Is the worker (a runtime's LISTEN connection to this database) up?
+    -- Is the worker (a runtime's LISTEN connection to this database) up? The one place that knows how the worker is
+    -- seen: by its application_name (tripsage.net.WORKER_APPLICATION_NAME). application_name and datname are shown
+    -- to every role in pg_stat_activity, so no SECURITY DEFINER is needed.
+    CREATE FUNCTION net._worker_is_up() RETURNS boolean
+        LANGUAGE sql STABLE
+        SET search_path = pg_catalog
+        AS $fn$
+        SELECT net._refuse_request_roles('function _worker_is_up')
+            AND EXISTS (SELECT 1 FROM pg_stat_activity
+                        WHERE datname = current_database() AND application_name = 'pg_net worker (tripsage)')
+    $fn$;
+
     CREATE FUNCTION net.check_worker_is_up() RETURNS void
         LANGUAGE plpgsql
         SET search_path = pg_catalog
         AS $fn$
     BEGIN
         PERFORM net._refuse_request_roles('function check_worker_is_up');
-        IF NOT EXISTS (SELECT 1 FROM pg_stat_activity
-                       WHERE datname = current_database() AND application_name = 'pg_net worker (tripsage)') THEN
+        IF NOT net._worker_is_up() THEN
             RAISE EXCEPTION USING
                 MESSAGE = 'the pg_net background worker is not up',
                 DETAIL = 'the pg_net background worker is down due to an internal error and cannot process requests',
@@ -245,8 +257,7 @@ BEGIN
         AS $fn$
     BEGIN
         PERFORM net._refuse_request_roles('function wait_until_running');
-        WHILE NOT EXISTS (SELECT 1 FROM pg_stat_activity
-                          WHERE datname = current_database() AND application_name = 'pg_net worker (tripsage)') LOOP
+        WHILE NOT net._worker_is_up() LOOP
             PERFORM pg_sleep(0.05);
         END LOOP;
     END

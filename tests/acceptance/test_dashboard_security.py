@@ -20,12 +20,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from testkit.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings
+from testkit.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings, service_role_key
 from websockets.asyncio.client import connect as websocket_connect
 
 from tripsage import jwt
 
-SERVICE_KEY = jwt.api_key(TEST_JWT_SECRET, "service_role")
+SERVICE_KEY = service_role_key()
 COOKIE = "tripsage_dashboard"
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 from testkit import servers
-from testkit.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings
+from testkit.runtime import TEST_JWT_SECRET, detailed_health, running_runtime, runtime_settings, service_role_key
 from testkit.servers import free_port
 from websockets.sync.client import connect as websocket_connect
 
@@ -28,7 +28,7 @@ from tripsage import jwt
 
 WAIT = 30.0  # seconds a test waits for the runtime (a bound, not a measurement)
 ANSWER_WAIT = 10.0  # seconds a refused request may take to be answered (a bound: the old code never answered)
-SERVICE_KEY = jwt.api_key(TEST_JWT_SECRET, "service_role")
+SERVICE_KEY = service_role_key()
 ANON_KEY = jwt.api_key(TEST_JWT_SECRET, "anon")
 
 
@@ -53,7 +53,7 @@ async def test_health_shows_details_only_to_the_service_role_and_never_url_crede
             url = running.base_url
             detailed: dict[str, Any] = {}
             for _ in range(int(WAIT / 0.1)):
-                detailed = await asyncio.to_thread(health_of, url, SERVICE_KEY)
+                detailed = await asyncio.to_thread(detailed_health, url, timeout=10)
                 if detailed["components"]["webhooks"]["last_error"]:
                     break
                 await asyncio.sleep(0.1)

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import psycopg
 import pytest
 from testkit import servers
-from testkit.runtime import TEST_JWT_SECRET, running_runtime, runtime_settings
-
-from tripsage import jwt
-
-SERVICE_KEY = jwt.api_key(TEST_JWT_SECRET, "service_role")
+from testkit.runtime import detailed_health, running_runtime, runtime_settings
 
 
 async def test_runtime_runs_as_tripsage_automation(
@@ -25,12 +19,8 @@ async def test_runtime_runs_as_tripsage_automation(
     url = least_privilege_url
     settings = runtime_settings(tmp_path, db_role="service_role")
     async with running_runtime(settings, url) as running:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.get(f"{running.base_url}/health", headers={"Authorization": f"Bearer {SERVICE_KEY}"}) as response,
-        ):
-            health = json.loads(await response.text())
-        assert response.status == 200 and health["database"]["status"] == "ok"
+        health = await asyncio.to_thread(detailed_health, running.base_url)  # raises unless 200
+        assert health["database"]["status"] == "ok"
         assert health["database"]["role"] == "service_role"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET ROLE service_role")

@@ -15,10 +15,9 @@ import psycopg
 import pytest
 from aiohttp import web
 from testkit import servers
-from testkit.runtime import RunningRuntime, running_runtime, runtime_settings
+from testkit.runtime import RunningRuntime, running_runtime, runtime_settings, service_role_key
 
 from tests.integration.webhooks.conftest import Receiver, emit, point, serving, sql
-from tripsage import jwt
 from tripsage.db.connector import Database
 from tripsage.db.vault import keyring
 
@@ -167,7 +166,7 @@ async def test_dashboard_signs_in_and_draws_charts(runtime: RunningRuntime, embe
                 "FROM pg_stat_activity",
                 [minutes],
             )
-    key = jwt.api_key(runtime.settings.jwt_secret, "service_role")
+    key = service_role_key(runtime.settings.jwt_secret)
     shot = ARTIFACTS / "dashboard.png"
     result = await asyncio.to_thread(drive_dashboard, runtime.base_url, key, shot)
     assert "not this project's service_role key" in str(result["refused"])
@@ -236,7 +235,7 @@ async def test_dashboard_replays_a_dead_letter(
                 expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body[data-charts-ready='true']"))
             )
 
-        key = jwt.api_key(runtime.settings.jwt_secret, "service_role")
+        key = service_role_key(runtime.settings.jwt_secret)
         shot = ARTIFACTS / "dashboard-replay.png"
         result = await asyncio.to_thread(drive_dashboard, runtime.base_url, key, shot, press_replay)
         # One hour's point (one attempt, or two): the time axis still spans 24 h, the rate axis 0 to 100 %, and the

@@ -10,11 +10,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from testkit.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings
+from testkit.runtime import TEST_JWT_SECRET, RunningRuntime, running_runtime, runtime_settings, service_role_key
 from testkit.workload import RealtimeFleet, create_users, insert_trips, wait_received
 
 from tests.acceptance.test_monitoring_dashboard import ARTIFACTS, browser_or_skip, drive_dashboard, sample, scrape
-from tripsage import jwt
 
 
 @pytest.fixture
@@ -65,7 +64,7 @@ async def test_realtime_latency_reaches_metrics_and_success_metrics(
 
         seen["traces"] = len(browser.find_elements(By.CSS_SELECTOR, "#chart-runtime-latency .scatterlayer .trace"))
 
-    key = jwt.api_key(runtime.settings.jwt_secret, "service_role")
+    key = service_role_key(runtime.settings.jwt_secret)
     shot = ARTIFACTS / "dashboard-realtime.png"
     await asyncio.to_thread(drive_dashboard, runtime.base_url, key, shot, count_traces)
     assert seen["traces"] >= 1

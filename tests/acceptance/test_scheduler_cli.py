@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import json
 import os
 import subprocess
@@ -11,10 +13,14 @@ import pytest
 from testkit import servers
 from testkit.runtime import run_tripsage
 
+from tripsage.crypto import Keyring
+from tripsage.db import supabase_vault
 
-def jobs(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+
+def jobs(url: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL"}}
     env["DATABASE_URL"] = url
+    env.update(extra_env)
     return run_tripsage("jobs", *args, env=env)
 
 
@@ -72,6 +78,26 @@ def test_jobs_cli_on_native_pg_cron(system_server: servers.Server) -> None:
             conn.execute("UPDATE cron.job SET active = true WHERE jobname = 'monitor-database-health'")
 
 
+def test_a_job_run_by_hand_reads_vault_secrets_like_a_scheduled_run(database: str) -> None:
+    # The scheduler hands its jobs the Vault key (docs/vault.md); `tripsage jobs run` ran the same job without it, so
+    # the documented pattern (a cron job reading vault.decrypted_secrets) failed only when run by hand.
+    encryption_key = base64.b64encode(b"k" * 32).decode()
+    options = supabase_vault.session_options(supabase_vault.session_key(Keyring(encryption_key)))
+    with psycopg.connect(database, autocommit=True, options=options) as conn:
+        conn.execute("SELECT vault.create_secret('https://project.example', 'project_url')")
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE public.read_by_hand (url text)")
+        conn.execute(
+            "SELECT cron.schedule('reads-vault', '@daily', 'INSERT INTO public.read_by_hand SELECT decrypted_secret "
+            "FROM vault.decrypted_secrets WHERE name = ''project_url''')"
+        )
+    ran = jobs(database, "run", "reads-vault", "--json", TRIPSAGE_ENCRYPTION_KEY=encryption_key)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert json.loads(ran.stdout)["status"] == "succeeded"
+    with psycopg.connect(database) as conn:
+        assert conn.execute("SELECT url FROM public.read_by_hand").fetchall() == [("https://project.example",)]
+
+
 @pytest.mark.parametrize("schedule", ["61 seconds", "* * *"])
 def test_bad_schedule_is_a_clear_error(embedded_database: str, schedule: str) -> None:
     with (
@@ -92,3 +118,25 @@ def test_a_mistyped_timezone_stops_the_start_with_one_line(command: tuple[str, .
         "error: invalid settings: TRIPSAGE_CRON_TIMEZONE: unknown time zone 'Europe/Berln' "
         "(use an IANA name such as UTC or Europe/Berlin)"
     ]
+
+
+def test_status_and_jobs_list_show_next_runs_in_the_servers_cron_timezone(database: str) -> None:
+    # With no TRIPSAGE_CRON_TIMEZONE, the scheduler reads its schedules in the server's cron.timezone; `tripsage
+    # status` (and the dashboard) computed next runs in UTC instead, so they disagreed with `tripsage jobs list`.
+    name = psycopg.conninfo.conninfo_to_dict(database)["dbname"]
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("ALTER DATABASE {} SET cron.timezone = 'Asia/Tokyo'").format(psycopg.sql.Identifier(name))
+        )
+        conn.execute("SELECT cron.schedule('nine-in-tokyo', '0 9 * * *', 'SELECT 1')")
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"SUPABASE_DB_URL", "DATABASE_URL", "TRIPSAGE_CRON_TIMEZONE"}
+    }
+    env["DATABASE_URL"] = database
+    listed = {j["jobname"]: j for j in json.loads(run_tripsage("jobs", "list", "--json", env=env).stdout)}
+    status = run_tripsage("status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    shown = {j["jobname"]: j for j in json.loads(status.stdout)["jobs"]}
+    expected = listed["nine-in-tokyo"]["next_run"]
+    assert expected.endswith(("00:00:00+00:00", "T00:00:00Z")), expected  # 09:00 in Tokyo is 00:00 UTC
+    assert dt.datetime.fromisoformat(str(shown["nine-in-tokyo"]["next_run"])) == dt.datetime.fromisoformat(expected)

@@ -22,7 +22,14 @@ import psycopg
 import pytest
 from testkit import pgbouncer, servers
 from testkit.harness import Replica, new_encryption_key
-from testkit.runtime import TEST_JWT_SECRET, run_tripsage, running_runtime, runtime_settings
+from testkit.runtime import (
+    TEST_JWT_SECRET,
+    detailed_health,
+    run_tripsage,
+    running_runtime,
+    runtime_settings,
+    service_role_key,
+)
 from testkit.servers import free_port
 from testkit.waiting import eventually
 
@@ -30,8 +37,8 @@ from tests.acceptance.test_chaos_soak import run_script
 from tests.conftest import IN_CI
 from tests.integration.realtime.conftest import subscribe, user_token
 from tests.integration.webhooks.conftest import Receiver, serving
-from tripsage import jwt
 from tripsage.db import topology
+from tripsage.net import WORKER_APPLICATION_NAME
 
 pytestmark = pytest.mark.system
 WAIT = 60.0  # seconds a condition may take before the test fails (a bound, not a measurement)
@@ -121,10 +128,7 @@ async def test_the_runtime_works_through_session_pooling(
         await asyncio.to_thread(application_work, pooled, receiver.url)
         await wait_for(lambda: delivered(receiver), "the webhook and the pg_net call")
         await wait_for_probe(pooled, "the cron job did not run through the pooler")
-        service_key = jwt.api_key(TEST_JWT_SECRET, "service_role")  # the details of /health are the service role's
-        health = (
-            await http.get(f"{running.base_url}/health", headers={"Authorization": f"Bearer {service_key}"})
-        ).json()
+        health = await asyncio.to_thread(detailed_health, running.base_url)  # the details are the service role's
         assert health["status"] == "ok", health
         assert health["components"]["scheduler"]["leader"] is True
 
@@ -148,7 +152,7 @@ async def test_the_runtime_works_through_session_pooling(
 
         answer = await http.post(
             f"{running.base_url}/functions/v1/ai-processing",
-            headers={"Authorization": f"Bearer {jwt.api_key(TEST_JWT_SECRET, 'service_role')}"},
+            headers={"Authorization": f"Bearer {service_role_key()}"},
             json={"type": "memory.generate.embedding", "data": {"memory_ids": []}},
         )
         assert answer.status_code == 200 and answer.json()["success"] is True, answer.text
@@ -217,10 +221,11 @@ async def test_serve_splits_the_pool_onto_the_transaction_pooler_with_a_direct_u
         with psycopg.connect(system_database, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT application_name, count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND (application_name LIKE 'tripsage-%%' OR application_name = 'pg_net worker (tripsage)') GROUP BY 1"
+                " AND (application_name LIKE 'tripsage-%%' OR application_name = %s) GROUP BY 1",
+                [WORKER_APPLICATION_NAME],
             ).fetchall()
         direct = {str(name): int(count) for name, count in rows}
-        assert direct.get("tripsage-listen") == 2 and direct.get("pg_net worker (tripsage)") == 1, direct
+        assert direct.get("tripsage-listen") == 2 and direct.get(WORKER_APPLICATION_NAME) == 1, direct
         assert direct.get("tripsage-scheduler-leader") == 1, direct
         assert direct.get("tripsage-realtime-listen") == 1, direct
     finally:

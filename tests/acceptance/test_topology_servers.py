@@ -23,12 +23,12 @@ import psycopg
 import pytest
 from testkit import replication, servers
 from testkit.harness import JWT_SECRET, Replica, new_encryption_key
-from testkit.runtime import TEST_JWT_SECRET, run_tripsage
+from testkit.runtime import TEST_JWT_SECRET, detailed_health, run_tripsage
 from testkit.servers import free_port
 
 from tests.conftest import IN_CI, MIGRATIONS
-from tripsage import jwt
 from tripsage.db.migrations import Deployer
+from tripsage.net import WORKER_APPLICATION_NAME
 
 pytestmark = pytest.mark.system
 PATIENCE = 60.0  # seconds a wait may take before the test fails (a bound, not a measurement)
@@ -47,11 +47,8 @@ def _system_postgres() -> None:
 
 def health(replica: Replica) -> dict[str, Any] | None:
     """/health with the service_role key (its details: read_only, the error), or None while nothing answers."""
-    key = jwt.api_key(JWT_SECRET, "service_role")
-    request = urllib.request.Request(f"{replica.base_url}/health", headers={"Authorization": f"Bearer {key}"})
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return dict(json.loads(response.read()))
+        return detailed_health(replica.base_url, JWT_SECRET)
     except urllib.error.HTTPError as error:  # 503: the report is in the body
         return dict(json.loads(error.read()))
     except OSError:
@@ -169,7 +166,8 @@ def test_replicas_beyond_the_connection_budget_are_refused_clearly(small_server:
                 assert "too many clients" in str(error)
             admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN"
-                " ('tripsage-listen', 'pg_net worker (tripsage)')"
+                " ('tripsage-listen', %s)",
+                [WORKER_APPLICATION_NAME],
             )
             time.sleep(5)  # several reconnect attempts, all refused by the server
             assert first.process is not None and first.process.poll() is None, "the replica must not exit"
@@ -179,8 +177,8 @@ def test_replicas_beyond_the_connection_budget_are_refused_clearly(small_server:
 
             def listening() -> bool:
                 row = admin.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name IN"
-                    " ('tripsage-listen', 'pg_net worker (tripsage)')"
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('tripsage-listen', %s)",
+                    [WORKER_APPLICATION_NAME],
                 ).fetchone()
                 return bool(row and row[0] == 3)
 

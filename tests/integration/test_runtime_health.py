@@ -14,9 +14,10 @@ from tripsage.runtime import Runtime
 
 
 class Part:
-    def __init__(self, name: str, gate: asyncio.Event | None = None) -> None:
+    def __init__(self, name: str, gate: asyncio.Event | None = None, last_error: str | None = None) -> None:
         self.name = name
         self.gate = gate
+        self.last_error = last_error
 
     def routes(self) -> Sequence[BaseRoute]:
         return []
@@ -29,7 +30,7 @@ class Part:
         return None
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok"}
+        return {"status": "ok", "last_error": self.last_error}
 
 
 async def test_health_is_not_ok_until_every_component_has_started(database: str, tmp_path: Path) -> None:
@@ -56,4 +57,20 @@ async def test_health_is_not_ok_until_every_component_has_started(database: str,
     finally:
         gate.set()
         await starting
+        await runtime.stop()
+
+
+async def test_every_components_errors_are_redacted_in_the_report(database: str, tmp_path: Path) -> None:
+    # Whichever component stored it (the scheduler, the net worker, ...), an error carrying a URL's credentials or a
+    # key is shown by /health without them.
+    error = "cannot reach https://user:hunter2@hooks.example/h?apikey=sk_live_1 (Bearer abc.def)"
+    runtime = Runtime(
+        settings=runtime_settings(tmp_path), database_url=database, components=[Part("worker", last_error=error)]
+    )
+    await runtime.start()
+    try:
+        shown = (await runtime.health())["components"]["worker"]["last_error"]
+        assert "hunter2" not in shown and "sk_live_1" not in shown and "abc.def" not in shown
+        assert shown.startswith("cannot reach https://user:***@hooks.example/h?apikey=***")
+    finally:
         await runtime.stop()

@@ -4,7 +4,7 @@ pg_cron (ShouldRunTask in src/pg_cron.c) walks absolute time minute by minute an
 its wall-clock time in `cron.timezone` matches the schedule ("last day of the month" meaning: the same instant 24 h
 later falls on a 1st). So in the missing hour of spring nothing that names it runs that day, and in the repeated
 hour of autumn a job that names it runs twice, once per occurrence. `brute_force` below is that walk, written
-independently of tripsage.scheduler.cron's search.
+independently of tripsage.cron's search.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tripsage.scheduler import cron
+from tripsage import cron
 
 
 def T(text: str) -> datetime:

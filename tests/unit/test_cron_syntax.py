@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tripsage.scheduler import cron
+from tripsage import cron
 
 # (schedule, accepted by pg_cron 1.6 and the emulation, accepted by native pg_cron 1.4.2)
 SYNTAX: list[tuple[str, bool, bool]] = [

@@ -143,3 +143,7 @@ UPDATE public.webhook_configs SET secret = %(secret)s WHERE name = %(name)s RETU
 
 -- name: get_webhook_secret
 SELECT id, secret FROM public.webhook_configs WHERE name = %(name)s
+
+-- name: cron_timezone_setting
+-- pg_cron's cron.timezone where the server has it (a preloaded pg_cron, or a placeholder set in the configuration).
+SELECT nullif(current_setting('cron.timezone', true), '') AS timezone;

@@ -71,10 +71,10 @@ def status(
     """A one-screen summary: success metrics, jobs, webhooks (and --slow queries)."""
     from tripsage.monitoring.status import collect_status
 
-    timezone = load_settings().cron_timezone
+    settings = load_settings()
 
     async def collect(db: Database) -> dict[str, Any]:
-        return await collect_status(db, slow=slow, timezone=timezone)
+        return await collect_status(db, settings, slow=slow)
 
     report = with_db(collect, max_size=1, application_name="tripsage-status")
     report.pop("health_series", None)

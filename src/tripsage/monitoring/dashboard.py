@@ -199,7 +199,7 @@ class Dashboard:
             return HTMLResponse(_template("login.html").substitute(error=""))
         csrf_input = f'<input type="hidden" name="{CSRF_FIELD}" value="{html.escape(csrf)}">'
         db = self.runtime.database
-        status = await collect_status(db, timezone=self.runtime.settings.cron_timezone)
+        status = await collect_status(db, self.runtime.settings)
         metrics = self.runtime.metrics
         success_rows = [
             (

@@ -9,7 +9,7 @@ from tripsage import queries_for
 from tripsage.db.connector import Database
 from tripsage.exceptions import DatabaseError
 from tripsage.metrics import Metrics
-from tripsage.webhooks import outbox
+from tripsage.monitoring import webhooks_view
 
 log = logging.getLogger(__name__)
 Q = queries_for("tripsage.monitoring")
@@ -25,7 +25,7 @@ async def refresh(metrics: Metrics, db: Database) -> None:
             metrics.scheduler_lag.set(float(await db.fetch_value(Q["scheduler_lag"]) or 0))
         if (await db.fetch_one(Q["outbox_depth_available"]) or {}).get("available"):  # the webhooks schema
             metrics.outbox_depth.set(float(await db.fetch_value(Q["outbox_depth"]) or 0))
-            metrics.dead_letters.set(await outbox.dead_letter_count(db))
+            metrics.dead_letters.set(await webhooks_view.count_dead(db))
         for row in await db.fetch_all(Q["search_cache_today"]):
             metrics.search_cache_lookups.labels(cache=row["cache"], result="hit").set(row["hits"])
             metrics.search_cache_lookups.labels(cache=row["cache"], result="miss").set(row["misses"])

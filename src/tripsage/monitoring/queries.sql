@@ -72,6 +72,23 @@ SELECT to_regprocedure('public.webhook_outbox_depth()') IS NOT NULL AS available
 -- name: outbox_depth
 SELECT public.webhook_outbox_depth() AS depth;
 
+-- name: dead_letters
+-- Dead webhook deliveries, newest first (the webhooks schema's tables: monitoring reads the database, not the
+-- webhooks capability's code).
+SELECT d.id, c.name AS config_name, d.event_type, d.attempts, d.last_error, d.created_at
+FROM webhooks.deliveries d
+JOIN public.webhook_configs c ON c.id = d.webhook_config_id
+WHERE d.status = 'dead'
+ORDER BY d.id DESC
+LIMIT %(limit)s;
+
+-- name: dead_letter_count
+SELECT count(*) AS n FROM webhooks.deliveries WHERE status = 'dead';
+
+-- name: replay_delivery
+-- Queue one dead (or finished) delivery again, same webhook-id: the database's own replay function.
+SELECT public.replay_webhook_delivery(%(id)s) AS replayed;
+
 -- name: search_cache_today
 SELECT cache, hits, misses FROM monitoring.search_cache_stats WHERE day = current_date;
 

@@ -5,18 +5,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from tripsage import queries_for
+from tripsage import cron, queries_for
+from tripsage.config import Settings
 from tripsage.db.connector import Database
+from tripsage.db.cron_timezone import schedule_timezone
 from tripsage.monitoring import webhooks_view
-from tripsage.scheduler import cron
 
 Q = queries_for("tripsage.monitoring")
 HISTORY_ROWS = 20
 SLOW_ROWS = 10
 
 
-async def collect_status(db: Database, *, slow: bool = False, timezone: str = "UTC") -> dict[str, Any]:
-    """`timezone`: the scheduler's (TRIPSAGE_CRON_TIMEZONE), for the jobs' next runs."""
+async def collect_status(db: Database, settings: Settings, *, slow: bool = False) -> dict[str, Any]:
+    """The jobs' next runs are in the scheduler's zone (TRIPSAGE_CRON_TIMEZONE, else the server's cron.timezone)."""
     status: dict[str, Any] = {
         "success_metrics": await db.fetch_all(Q["success_metrics"], {"window": "24 hours"}),
         "jobs": [],
@@ -29,6 +30,7 @@ async def collect_status(db: Database, *, slow: bool = False, timezone: str = "U
     }
     if (await db.fetch_one(Q["cron_available"]) or {}).get("available"):
         now = dt.datetime.now(dt.UTC)
+        timezone = await schedule_timezone(settings, db)
         status["jobs"] = [
             {**job, "next_run": cron.next_run(job["schedule"], now, timezone) if job["active"] else None}
             for job in await db.fetch_all(Q["jobs"])

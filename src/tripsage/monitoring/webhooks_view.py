@@ -1,6 +1,9 @@
-"""What monitoring reads of the webhooks capability: dead letters and replay.
+"""What monitoring reads of the webhooks schema: dead letters and replay.
 
 Kept in one adapter so the dashboard, /metrics and `tripsage status` do not depend on the webhooks schema's details.
+Monitoring's own named SQL (queries.sql): it reads the database, never the webhooks capability's code, so the two
+stay independent (the import contracts in pyproject.toml). The webhooks CLI reads the same tables through
+`tripsage.webhooks.outbox`.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from typing import Any
 
 from tripsage import queries_for, redact
 from tripsage.db.connector import Database
-from tripsage.webhooks import outbox
 
 Q = queries_for("tripsage.monitoring")
 
@@ -22,7 +24,12 @@ async def dead_letter_count(db: Database) -> int | None:
     """None when the webhooks schema is not installed."""
     if not await _installed(db):
         return None
-    return await outbox.dead_letter_count(db)
+    return await count_dead(db)
+
+
+async def count_dead(db: Database) -> int:
+    """Dead deliveries (the webhooks schema must be installed)."""
+    return int(await db.fetch_value(Q["dead_letter_count"]))
 
 
 async def dead_letters(db: Database, limit: int = 50) -> list[dict[str, Any]]:
@@ -38,7 +45,7 @@ async def dead_letters(db: Database, limit: int = 50) -> list[dict[str, Any]]:
             "last_error": redact.redact_optional(row.get("last_error")),  # rows written before redaction too
             "created_at": row.get("created_at"),
         }
-        for row in await outbox.list_dead_letters(db, limit)
+        for row in await db.fetch_all(Q["dead_letters"], {"limit": limit})
     ]
 
 
@@ -46,4 +53,4 @@ async def replay(db: Database, delivery_id: int) -> bool:
     """Queue one dead delivery again (same webhook-id); False when there was nothing to replay."""
     if not await _installed(db):
         return False
-    return await outbox.replay_delivery(db, delivery_id) == 1
+    return bool(await db.fetch_value(Q["replay_delivery"], {"id": delivery_id}))

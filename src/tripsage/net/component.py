@@ -4,7 +4,11 @@
 rounds until one finds nothing to send and nothing to expire. While its LISTEN connection is healthy the idle
 worker sends no query; after (re)connecting it makes one catch-up round, since a NOTIFY may have been missed.
 `net.worker_restart()` notifies tripsage_net_restart: the worker reconnects (and so catches up). The LISTEN
-connection's application_name is how `net.check_worker_is_up()` and `net.wait_until_running()` see the worker.
+connection's application_name (`WORKER_APPLICATION_NAME`) is how `net._worker_is_up()` sees the worker.
+
+The rounds run in `tasks.work_loop`, the dispatcher's loop, with two settings of its own: no polling
+(`poll_interval=None`: only a NOTIFY starts a round, as only a request wakes pg_net's worker), and the first round
+waits for the LISTEN connection's catch-up wake instead of running at start.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from starlette.routing import BaseRoute
 from tripsage import ssrf
 from tripsage.db.connector import listen
 from tripsage.exceptions import TripSageError
+from tripsage.net import WORKER_APPLICATION_NAME
 from tripsage.net.worker import NetWorker
-from tripsage.tasks import cancel_all
+from tripsage.tasks import cancel_all, work_loop
 
 if TYPE_CHECKING:
     from tripsage.runtime import Runtime
@@ -30,7 +35,6 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "tripsage_net"
 RESTART_CHANNEL = "tripsage_net_restart"
-WORKER_APPLICATION_NAME = "pg_net worker (tripsage)"  # what net.check_worker_is_up() looks for
 ERROR_BACKOFF = 1.0  # seconds after a database error before the round is tried again
 
 
@@ -84,18 +88,24 @@ class NetComponent:
                     self._wake.set()  # "" after (re)connecting: the catch-up round
 
     async def _work(self) -> None:
+        await self._wake.wait()  # the first round is the catch-up after the LISTEN connection is up
+        await work_loop(
+            self._round,
+            self._wake,
+            poll_interval=None,  # the idle worker sends no query
+            error_backoff=ERROR_BACKOFF,
+            on_error=self._round_failed,
+            errors=(TripSageError,),
+        )
+
+    async def _round(self) -> bool:
+        """One round; whether it found anything (then the next runs at once: pg_net's worker drains before sleeping
+        again)."""
         assert self.worker is not None
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            try:
-                while True:  # until a round finds nothing, as pg_net's worker drains before sleeping again
-                    self.rounds += 1
-                    sent = await self.worker.run_once()
-                    if sent == 0 and self.worker.expired == 0:
-                        break
-            except TripSageError as error:
-                self.last_error = str(error)
-                log.warning("net worker round failed: %s", error)
-                await asyncio.sleep(ERROR_BACKOFF)
-                self._wake.set()
+        self.rounds += 1
+        sent = await self.worker.run_once()
+        return sent > 0 or self.worker.expired > 0
+
+    def _round_failed(self, error: Exception) -> None:
+        self.last_error = str(error)
+        log.warning("net worker round failed: %s", error)

@@ -10,12 +10,12 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from tripsage import queries_for
+from tripsage import cron, queries_for
 from tripsage.cli_support import emit, with_db
 from tripsage.config import load_settings
 from tripsage.db.connector import Database
-from tripsage.scheduler import cron
-from tripsage.scheduler.component import run_now, schedule_timezone
+from tripsage.db.cron_timezone import schedule_timezone
+from tripsage.scheduler.component import jobs_vault_key, run_now
 
 Q = queries_for("tripsage.scheduler")
 app = typer.Typer(help="Scheduled jobs (pg_cron, native or emulated).", no_args_is_help=True)
@@ -75,7 +75,8 @@ def history(
 def run(name: NameArgument, as_json: JsonOption = False) -> None:
     """Run a job now, recorded in cron.job_run_details like a scheduled run; exit 1 if it fails."""
     settings = load_settings()
-    result = with_db(lambda db: run_now(db, db.url, name, settings.cron_statement_timeout_s))
+    key = jobs_vault_key(settings)
+    result = with_db(lambda db: run_now(db, db.url, name, settings.cron_statement_timeout_s, key))
     if as_json:
         print(json.dumps(result))
     else:

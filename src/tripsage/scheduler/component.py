@@ -9,6 +9,14 @@
 - A new leader marks runs left unfinished as failed ('server restarted'), and resumes each job after its last
   recorded tick (at most CATCH_UP seconds back), so a tick due during a failover runs late rather than never.
 - When pg_cron is native in the database, pg_cron runs the jobs and this component stays idle.
+
+Why the leader has a loop of its own rather than `tasks.work_loop` (the dispatcher's, the email sender's, the
+realtime reader's and the net worker's): work_loop runs a round after a wake-up or a fixed poll interval, runs the
+next at once when a round was full, and retries a failed round in place after a backoff. The leader instead sleeps
+until the next tick, a different time every round (the nearest tick less PREPARE_AHEAD, at most POLL_INTERVAL); no
+round is ever "full"; and an error ends its leadership rather than one round (`_lead` closes the lock's connection,
+waits ERROR_BACKOFF and competes for the lock again; the new leader's catch-up then covers the gap). Followers retry
+the lock every FOLLOWER_RETRY seconds. The wake-or-timeout wait itself is shared: `tasks.wait_for_wake`.
 """
 
 from __future__ import annotations
@@ -24,15 +32,14 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.routing import BaseRoute
 
-from tripsage import queries_for
-from tripsage.config import check_timezone
+from tripsage import cron, queries_for
 from tripsage.db import supabase_vault, vault
 from tripsage.db.connector import Connection, Database, connect, execute_on, fetch_one_on, listen
+from tripsage.db.cron_timezone import schedule_timezone
 from tripsage.db.job_sessions import Session, close_quietly
-from tripsage.exceptions import ConfigurationError, InsufficientPrivilege, TripSageError
-from tripsage.scheduler import cron
+from tripsage.exceptions import ConfigurationError, TripSageError
 from tripsage.scheduler.runner import Job, execute, open_session
-from tripsage.tasks import cancel_all
+from tripsage.tasks import cancel_all, wait_for_wake
 
 if TYPE_CHECKING:
     from tripsage.config import Settings
@@ -82,10 +89,7 @@ class SchedulerComponent:
         if not runtime.settings.cron_enabled:
             self.mode = "disabled"
             return
-        try:
-            self._vault_key = supabase_vault.session_key(vault.keyring(runtime.settings))
-        except ConfigurationError as error:  # jobs then read no Vault secret, with the error that says why
-            log.warning("scheduler: jobs get no Vault key: %s", error)
+        self._vault_key = jobs_vault_key(runtime.settings)
         self.timezone = await schedule_timezone(runtime.settings, runtime.database)
         self._tasks = [
             asyncio.create_task(self._listen(runtime.database_url), name="scheduler-listen"),
@@ -228,12 +232,9 @@ class SchedulerComponent:
             wait = POLL_INTERVAL - (time.monotonic() - checked)
             if next_due is not None:
                 wait = min(wait, next_due)
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-                if self._wake.is_set():
-                    jobs = await self._load()
-                    checked = time.monotonic()
+            if wait > 0 and await wait_for_wake(self._wake, wait):  # cron.job changed
+                jobs = await self._load()
+                checked = time.monotonic()
 
     async def _load(self) -> dict[int, Job]:
         jobs: dict[int, Job] = {}
@@ -397,31 +398,21 @@ class SchedulerComponent:
                 del self._running[job.jobid]
 
 
-async def schedule_timezone(settings: Settings, db: Database) -> str:
-    """The zone of the schedules: TRIPSAGE_CRON_TIMEZONE when set, else pg_cron's cron.timezone when the server has
-    one, else UTC. An unknown zone is one line (at start, instead of a leader task dying at its first tick)."""
-    if "cron_timezone" in settings.model_fields_set:
-        return settings.cron_timezone
+def jobs_vault_key(settings: Settings) -> bytes | None:
+    """The Vault key the jobs get (docs/vault.md), or None, with a warning that says why, when the settings have no
+    usable encryption key (the jobs then read no Vault secret and fail with the error that says so)."""
     try:
-        server = await db.fetch_value(Q["cron_timezone_setting"])
-    except InsufficientPrivilege:
-        # A preloaded pg_cron (1.5+) shows cron.timezone only to superusers and pg_read_all_settings.
-        log.warning(
-            "scheduler: cannot read the server's cron.timezone (needs pg_read_all_settings); using %s; "
-            "set TRIPSAGE_CRON_TIMEZONE",
-            settings.cron_timezone,
-        )
-        return settings.cron_timezone
-    if server is None:
-        return settings.cron_timezone
-    try:
-        return check_timezone(str(server), "cron.timezone (the database server's setting)")
-    except ValueError as error:
-        raise ConfigurationError(str(error)) from None
+        return supabase_vault.session_key(vault.keyring(settings))
+    except ConfigurationError as error:
+        log.warning("scheduler: jobs get no Vault key: %s", error)
+        return None
 
 
-async def run_now(db: Database, base_url: str, name: str, default_timeout_s: float = 600.0) -> dict[str, Any]:
-    """`tripsage jobs run NAME`: run a job now, recorded like a scheduled run (native pg_cron or emulated)."""
+async def run_now(
+    db: Database, base_url: str, name: str, default_timeout_s: float = 600.0, vault_key: bytes | None = None
+) -> dict[str, Any]:
+    """`tripsage jobs run NAME`: run a job now, recorded like a scheduled run (native pg_cron or emulated), with the
+    Vault key a scheduled run gets."""
     row = await db.fetch_one(Q["job_by_name"], {"name": name})
     if row is None:
         raise LookupError(f"unknown job: {name}")
@@ -430,5 +421,7 @@ async def run_now(db: Database, base_url: str, name: str, default_timeout_s: flo
     params = {"jobid": job.jobid, "database": job.database, "username": job.username, "command": job.command}
     claimed = await db.fetch_one(Q["manual_run" if mode == "emulated" else "manual_run_native"], params)
     assert claimed is not None
-    outcome = await execute(db, base_url, job, claimed["runid"], default_timeout_s, "tripsage-jobs-run")
+    outcome = await execute(
+        db, base_url, job, claimed["runid"], default_timeout_s, "tripsage-jobs-run", vault_key=vault_key
+    )
     return {"job": name, "runid": outcome.runid, "status": outcome.status, "message": outcome.message}

@@ -7,10 +7,6 @@ SELECT CASE
     ELSE 'missing'
 END AS mode;
 
--- name: cron_timezone_setting
--- pg_cron's cron.timezone where the server has it (a preloaded pg_cron, or a placeholder set in the configuration).
-SELECT nullif(current_setting('cron.timezone', true), '') AS timezone;
-
 -- name: try_leadership
 SELECT pg_try_advisory_lock(%(key)s) AS leader;
 

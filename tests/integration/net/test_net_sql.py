@@ -192,6 +192,7 @@ REFUSED = [
     ("SELECT net.http_delete('http://x.test/')", "permission denied for function http_delete"),
     ("SELECT net._http_collect_response(1)", "permission denied for function _http_collect_response"),
     ("SELECT net.worker_restart()", "permission denied for function worker_restart"),
+    ("SELECT net._worker_is_up()", "permission denied for function _worker_is_up"),
     ("SELECT * FROM net._http_response", "permission denied for table _http_response"),
     ("SELECT * FROM net.http_request_queue", "permission denied for table http_request_queue"),
     ("DELETE FROM net._http_response", "permission denied for table _http_response"),

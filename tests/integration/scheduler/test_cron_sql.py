@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from testkit import servers
 
 from tests.unit.test_cron_syntax import SYNTAX
-from tripsage.scheduler import cron
+from tripsage import cron
 
 EIGHT_JOBS = {
     "cleanup-expired-search-cache": "0 2 * * *",

@@ -6,6 +6,9 @@ command in a crontab), a field stops at its first character that is neither part
 5), names are three letters, case-insensitive. The same algorithm exists in SQL (`cron._parse_schedule`, in
 supabase/schemas/07_automation.sql) so that `cron.schedule()` rejects a bad schedule synchronously; a property
 test proves the two agree.
+
+A shared module below the capabilities (like `tripsage.standard_webhooks`): the scheduler runs the schedules,
+monitoring shows their next runs, and neither imports the other.
 """
 
 from __future__ import annotations
