@@ -189,11 +189,13 @@ class Burst:
 
 
 class Profile:
-    """py-spy on the replica and pg_stat_statements, over one stretch of the run (see --profile)."""
+    """py-spy on the replica, pg_stat_statements and PostgreSQL's CPU per kind of process (backend, walsender,
+    autovacuum...), over one stretch of the run (see --profile)."""
 
-    def __init__(self, out: Path | None, url: str, pid: int) -> None:
-        self.out, self.url, self.pid = out, url, pid
+    def __init__(self, out: Path | None, cluster: Cluster, pid: int) -> None:
+        self.out, self.cluster, self.url, self.pid = out, cluster, cluster.url, pid
         self.spy: subprocess.Popen[bytes] | None = None
+        self.cpu: dict[int, float] = {}
 
     def __enter__(self) -> Profile:
         if self.out is not None:
@@ -208,11 +210,26 @@ class Profile:
                 stderr=subprocess.DEVNULL,
             )
             time.sleep(1.0)  # py-spy attaches
+            self.cpu = {pid: cpu_seconds([pid]) for pid in self.cluster.pids()}
         return self
+
+    def _processes(self) -> str:
+        """CPU seconds used since __enter__ by PostgreSQL's processes, summed by kind (their process titles)."""
+        kinds: dict[str, float] = {}
+        for pid in self.cluster.pids():
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+            except OSError:
+                continue
+            # "postgres: tripsage tripsage 127.0.0.1(5432) idle" -> "postgres: tripsage tripsage"
+            kind = " ".join(w for w in title.split()[:4] if "(" not in w and not w[:1].isdigit())
+            kinds[kind] = kinds.get(kind, 0.0) + cpu_seconds([pid]) - self.cpu.get(pid, 0.0)
+        return "".join(f"{cpu:8.2f} s  {kind}\n" for kind, cpu in sorted(kinds.items(), key=lambda kv: -kv[1]))
 
     def __exit__(self, *_: object) -> None:
         if self.out is None or self.spy is None:
             return
+        (self.out / "postgres_processes.txt").write_text(self._processes())
         self.spy.send_signal(signal.SIGINT)
         self.spy.wait(timeout=60)
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -239,7 +256,7 @@ def throughput(cluster: Cluster, replica: Replica, events: int, profile_dir: Pat
             "UPDATE webhooks.deliveries SET next_attempt_at = now() + interval '1 hour' WHERE status = 'pending'"
         )
     assert replica.process is not None
-    with Profile(profile_dir, url, replica.process.pid):
+    with Profile(profile_dir, cluster, replica.process.pid):
         pids = cluster.pids()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("UPDATE webhooks.deliveries SET next_attempt_at = now() WHERE status = 'pending'")
