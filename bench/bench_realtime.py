@@ -17,7 +17,8 @@ this process speaking the V1 protocol exactly as realtime-py does.
   itinerary_items calls `realtime.send(.., 'trip:<trip>', private => true)`; same workload. It replaces
   postgres_changes, as Supabase recommends, so itinerary_items leaves the publication during this leg.
 - Baseline: the same subscribers connected to a bare relay (uvicorn + starlette, LISTEN, one trigger doing pg_notify
-  with the row, every notification sent to every socket; no auth, no filter), same workload, same run.
+  with the row, every notification sent to every socket; no auth, no filter; the runtime's websocket stack, without
+  permessage-deflate as the runtime by default), same workload, same run.
 
 Run: .venv/bin/python bench/bench_realtime.py [--full] [--subscribers 100,500]
      .venv/bin/python bench/bench_realtime.py --fanout   (the gateway's own work per delivered frame, in-process)
@@ -147,7 +148,11 @@ def run_relay(port: int, database_url: str) -> None:
         task.cancel()
 
     app = Starlette(routes=[WebSocketRoute("/websocket", endpoint)], lifespan=lifespan)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
+    # The runtime's websocket stack: uvicorn's websockets-sansio, without permessage-deflate (its default,
+    # TRIPSAGE_REALTIME_COMPRESSION=false, as Supabase Realtime).
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio", ws_per_message_deflate=False
+    )
 
 
 # -- clients ---------------------------------------------------------------------------------------------------------
