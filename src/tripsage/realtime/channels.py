@@ -102,6 +102,8 @@ class Channel:
     presence_window: RateWindow | None = None
     policies: authorization.Policies | None = None  # a private channel's (Realtime Authorization)
     presence_held: list[protocol.Frame] | None = None  # diffs held until presence_state is sent (presence.send_state)
+    # (schema, table, event) -> the bindings that want such changes (bindings are fixed once the channel is joined)
+    routes: dict[tuple[str, str, str], tuple[Binding, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:

@@ -343,35 +343,57 @@ class Gateway:
         sent = 0
         row = change.filter_row
         now = self.clock.time()
+        route = (change.schema, change.table, change.type)
+        audience = change.audience
+        catalog = self.catalog
         matches: dict[tuple[filters.Condition, ...], bool] = {}
         frames: dict[tuple[Any, ...], str] = {}
         columns: dict[str, frozenset[str] | None] = {}  # role -> the columns it may SELECT (None: not the key)
         for channel in list(subscribers):
             try:
+                wanted = channel.routes.get(route)
+                if wanted is None:  # the channel's bindings for this table and event, found once
+                    wanted = channel.routes[route] = tuple(b for b in channel.bindings if b.wants(*route))
+                if not wanted:
+                    continue
                 matched = []
-                for b in channel.bindings:
-                    if not b.wants(change.schema, change.table, change.type):
-                        continue
+                for b in wanted:
                     ok = matches.get(b.conditions)
                     if ok is None:
                         ok = matches[b.conditions] = filters.matches(b.conditions, row)
                     if ok:
                         matched.append(b)
-                if not matched or not self._may_see(channel, change, table.rls_enabled, now):
+                if not matched:
                     continue
-                role = channel.identity.role
+                identity = channel.identity
+                if identity.expires_at <= now:
+                    continue
+                role = identity.role
+                if identity.bypasses_rls or catalog.bypasses_rls(role):
+                    pass
+                elif audience is not None:
+                    if identity.user_id not in audience:  # None (no user) is never in it
+                        continue
+                elif not self._may_see(channel, change, table.rls_enabled, now):
+                    continue
                 if role in columns:
                     visible = columns[role]
                 else:
-                    visible = columns[role] = self.catalog.selectable(role, change.key)
+                    visible = columns[role] = catalog.selectable(role, change.key)
                     if not visible or not all(column in visible for column in table.primary_key):
                         visible = columns[role] = None
                 if visible is None:
                     continue  # the role may not read the row's key: Supabase sends Error 401; we send nothing
-                selects = [b.select for b in matched]
-                if all(select is not None for select in selects):
-                    visible = visible & frozenset().union(*(s for s in selects if s is not None))
-                ids = tuple(b.id for b in matched)
+                if len(matched) == 1:
+                    only = matched[0]
+                    ids: tuple[int, ...] = (only.id,)
+                    if only.select is not None:
+                        visible = visible & only.select
+                else:
+                    ids = tuple(b.id for b in matched)
+                    selects = [b.select for b in matched]
+                    if all(select is not None for select in selects):
+                        visible = visible & frozenset().union(*(s for s in selects if s is not None))
                 connection = channel.connection
                 key = (channel.topic, ids, visible, connection.vsn, channel.join_ref)
                 frame = frames.get(key)
