@@ -20,7 +20,7 @@ this process speaking the V1 protocol exactly as realtime-py does.
   with the row, every notification sent to every socket; no auth, no filter; the runtime's websocket stack, without
   permessage-deflate as the runtime by default), same workload, same run.
 
-Run: .venv/bin/python bench/bench_realtime.py [--full] [--subscribers 100,500]
+Run: .venv/bin/python bench/bench_realtime.py [--full] [--subscribers 100,500] [--py-spy DIR]
      .venv/bin/python bench/bench_realtime.py --fanout   (the gateway's own work per delivered frame, in-process)
 """
 
