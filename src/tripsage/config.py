@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     )
     # Supabase's "Allow public access" off: realtime channels must be private (public joins get PrivateOnly).
     realtime_private_only: bool = Field(default=False, validation_alias="TRIPSAGE_REALTIME_PRIVATE_ONLY")
+    # permessage-deflate on realtime sockets. Off by default, as Supabase Realtime (its Phoenix endpoint does not
+    # negotiate it): compressing each frame for each socket costs CPU per frame sent (docs/performance.md).
+    realtime_compression: bool = Field(default=False, validation_alias="TRIPSAGE_REALTIME_COMPRESSION")
 
     @field_validator("cron_timezone")
     @classmethod

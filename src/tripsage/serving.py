@@ -128,6 +128,7 @@ def server_config(app: Any, settings: Settings, host: str, port: int, **override
         "http": LimitedHttpToolsProtocol,
         "ws": "websockets-sansio",
         "ws_max_size": WS_MAX_MESSAGE,
+        "ws_per_message_deflate": settings.realtime_compression,
         "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
     }
     if settings.tls_cert_file is not None and settings.tls_key_file is not None:

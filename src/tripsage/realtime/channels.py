@@ -16,7 +16,7 @@ import uuid
 import zlib
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -25,6 +25,7 @@ from tripsage.db.connector import Database
 from tripsage.metrics import Metrics
 from tripsage.realtime import auth, authorization, filters, protocol
 from tripsage.realtime.limits import Limits, RateWindow
+from tripsage.realtime.wire import Wire
 from tripsage.tasks import cancel_all
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_AGAIN = 1013
+MAX_BATCH = 256  # frames a writer sends in one step (and one write, wire.py)
 MAX_TOPIC_BYTES = 255  # a topic must fit Phoenix V2's one-byte length field (Supabase's serializer refuses longer)
 
 
@@ -100,6 +102,8 @@ class Channel:
     presence_window: RateWindow | None = None
     policies: authorization.Policies | None = None  # a private channel's (Realtime Authorization)
     presence_held: list[protocol.Frame] | None = None  # diffs held until presence_state is sent (presence.send_state)
+    # (schema, table, event) -> the bindings that want such changes (bindings are fixed once the channel is joined)
+    routes: dict[tuple[str, str, str], tuple[Binding, ...]] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
@@ -187,16 +191,28 @@ class Connection:
     async def _writer(self) -> None:
         metrics = self.gateway.metrics
         sent_counter = metrics.realtime_messages.labels(kind="sent") if metrics is not None else None
-        while True:
-            text = await self._outgoing.get()
-            if text is None:
-                break
-            if isinstance(text, bytes):
-                await self.websocket.send_bytes(text)
-            else:
-                await self.websocket.send_text(text)
-            if sent_counter is not None:
-                sent_counter.inc()
+        outgoing = self._outgoing
+        websocket = self.websocket
+        wire = Wire(websocket)
+        closing = False
+        while not closing:
+            # Everything queued goes out in this one task step (a wake-up per frame costs more than its send), in
+            # one write to the socket when the server allows it (wire.py). None (close) is always the last frame.
+            frames: list[str | bytes | None] = [await outgoing.get()]
+            while not outgoing.empty() and len(frames) < MAX_BATCH:
+                frames.append(outgoing.get_nowait())
+            if frames[-1] is None:
+                frames.pop()
+                closing = True
+            batch = cast("list[str | bytes]", frames)
+            if batch and not wire.write(batch):
+                for text in batch:
+                    if isinstance(text, bytes):
+                        await websocket.send_bytes(text)
+                    else:
+                        await websocket.send_text(text)
+            if sent_counter is not None and batch:
+                sent_counter.inc(len(batch))
         with contextlib.suppress(Exception):
             await self.websocket.close(self._closing or CLOSE_NORMAL)
 

@@ -55,6 +55,7 @@ ERROR_BACKOFF = 1.0  # seconds after a database error
 LISTEN_CHANNEL = "tripsage_realtime"
 EXPIRY_CHECK_INTERVAL = 1.0  # seconds between checks for expired tokens
 SUBSCRIBED = "Subscribed to PostgreSQL"
+YIELD_FRAMES = 4000  # frames the reader queues before the socket writers run (see _read_round)
 
 
 class Gateway:
@@ -283,13 +284,17 @@ class Gateway:
         """Read the changes committed since the last round and deliver them; whether the read was full."""
         changes = await self.reader.read()
         self._database_back()
+        queued = 0  # frames queued since the socket writers last ran
         for change in changes:
             if change.key in (relay.RELAY_KEY, relay.MESSAGES_KEY):
                 try:
                     if change.key == relay.RELAY_KEY:
                         relay.receive(self, change.record)
+                        queued += 1
                     else:
-                        self.delivered += relay.receive_database_broadcast(self, change.record)
+                        sent = relay.receive_database_broadcast(self, change.record)
+                        self.delivered += sent
+                        queued += sent
                 except Exception:  # one bad message (any role may send one) must never stop the reader
                     log.exception("realtime: could not deliver relayed message %s", change.id)
             else:
@@ -299,10 +304,14 @@ class Gateway:
                     if change.key not in self.catalog.tables:
                         self._unknown_tables.add(change.key)  # not published (any more): no reload per change
                 await self._check_rls(change)
-                self.dispatch(change)
-            # Let the socket writers send between changes: a large read must not starve them (frames would
-            # only pile up in the queues, and every client would see a silence).
-            await asyncio.sleep(0)
+                queued += self.dispatch(change) or 1
+            # Let the socket writers send once a few thousand frames are queued: a large read must not starve them
+            # (frames would only pile up in the queues, and every client would see a silence), but a writer woken
+            # for each frame costs more than the frame's send (a task step per frame per socket).
+            if queued >= YIELD_FRAMES:
+                queued = 0
+                await asyncio.sleep(0)
+        await asyncio.sleep(0)
         return len(changes) >= self.reader.limit  # a full read: read again at once
 
     async def _check_rls(self, change: Change) -> None:
@@ -333,28 +342,58 @@ class Gateway:
             return 0
         sent = 0
         row = change.filter_row
+        now = self.clock.time()
+        route = (change.schema, change.table, change.type)
+        audience = change.audience
+        catalog = self.catalog
         matches: dict[tuple[filters.Condition, ...], bool] = {}
         frames: dict[tuple[Any, ...], str] = {}
+        columns: dict[str, frozenset[str] | None] = {}  # role -> the columns it may SELECT (None: not the key)
         for channel in list(subscribers):
             try:
+                wanted = channel.routes.get(route)
+                if wanted is None:  # the channel's bindings for this table and event, found once
+                    wanted = channel.routes[route] = tuple(b for b in channel.bindings if b.wants(*route))
+                if not wanted:
+                    continue
                 matched = []
-                for b in channel.bindings:
-                    if not b.wants(change.schema, change.table, change.type):
-                        continue
+                for b in wanted:
                     ok = matches.get(b.conditions)
                     if ok is None:
                         ok = matches[b.conditions] = filters.matches(b.conditions, row)
                     if ok:
                         matched.append(b)
-                if not matched or not self._may_see(channel, change, table.rls_enabled):
+                if not matched:
                     continue
-                visible = self.catalog.selectable(channel.identity.role, change.key)
-                if not visible or not all(column in visible for column in table.primary_key):
+                identity = channel.identity
+                if identity.expires_at <= now:
+                    continue
+                role = identity.role
+                if identity.bypasses_rls or catalog.bypasses_rls(role):
+                    pass
+                elif audience is not None:
+                    if identity.user_id not in audience:  # None (no user) is never in it
+                        continue
+                elif not self._may_see(channel, change, table.rls_enabled, now):
+                    continue
+                if role in columns:
+                    visible = columns[role]
+                else:
+                    visible = columns[role] = catalog.selectable(role, change.key)
+                    if not visible or not all(column in visible for column in table.primary_key):
+                        visible = columns[role] = None
+                if visible is None:
                     continue  # the role may not read the row's key: Supabase sends Error 401; we send nothing
-                selects = [b.select for b in matched]
-                if all(select is not None for select in selects):
-                    visible = visible & frozenset().union(*(s for s in selects if s is not None))
-                ids = tuple(b.id for b in matched)
+                if len(matched) == 1:
+                    only = matched[0]
+                    ids: tuple[int, ...] = (only.id,)
+                    if only.select is not None:
+                        visible = visible & only.select
+                else:
+                    ids = tuple(b.id for b in matched)
+                    selects = [b.select for b in matched]
+                    if all(select is not None for select in selects):
+                        visible = visible & frozenset().union(*(s for s in selects if s is not None))
                 connection = channel.connection
                 key = (channel.topic, ids, visible, connection.vsn, channel.join_ref)
                 frame = frames.get(key)
@@ -373,9 +412,9 @@ class Gateway:
         self.delivered += sent
         return sent
 
-    def _may_see(self, channel: Channel, change: Change, rls_enabled: bool) -> bool:
+    def _may_see(self, channel: Channel, change: Change, rls_enabled: bool, now: float) -> bool:
         identity = channel.identity
-        if identity.expires_at <= self.clock.time():
+        if identity.expires_at <= now:
             return False
         if identity.bypasses_rls or self.catalog.bypasses_rls(identity.role):
             return True

@@ -18,6 +18,7 @@ from tests.integration.realtime.conftest import anon_key, make_user, service_key
 from tripsage import jwt, queries_for
 from tripsage.db.connector import Database
 from tripsage.realtime.component import RealtimeComponent
+from tripsage.realtime.wire import Wire
 
 RECEIVE = 10.0  # seconds: bound on waiting for a frame
 
@@ -363,3 +364,22 @@ async def test_replication_ready_system_message(socket: ClientConnection) -> Non
         "message": "Replication connection established",
         "status": "ok",
     }
+
+
+async def test_a_burst_goes_out_whole_in_order_uncompressed_in_batched_writes(runtime: RunningRuntime) -> None:
+    """The runtime's server lets a socket writer write its queued frames at once (realtime/wire.py), negotiates no
+    permessage-deflate (TRIPSAGE_REALTIME_COMPRESSION off, as Supabase), and a burst arrives complete and in order."""
+    component = next(c for c in runtime.runtime.components if isinstance(c, RealtimeComponent))
+    gateway = component.gateway
+    assert gateway is not None
+    async with websockets.connect(ws_url(runtime, service_key())) as ws:
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        await send(ws, "realtime:burst", "phx_join", join_payload(), ref="1")
+        assert (await receive(ws, "phx_reply"))["payload"]["status"] == "ok"
+        (connection,) = gateway.connections
+        assert Wire(connection.websocket).direct
+        count = 500
+        for n in range(count):  # queued in one go: the writer sends them in batches
+            connection.push_text(json.dumps({"event": "burst", "payload": {"n": n}, "ref": None, "topic": "x"}))
+        received = [(await receive(ws, "burst"))["payload"]["n"] for _ in range(count)]
+        assert received == list(range(count))
