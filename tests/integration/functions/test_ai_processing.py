@@ -394,6 +394,43 @@ async def test_search_finds_a_users_few_memories_among_many_through_the_index(tm
         assert (settings["mode"], settings["ef_search"]) == ("off", "10")  # the caller's settings are restored
 
 
+async def test_embedding_in_windows_and_steps_gives_each_memory_its_own_vector(tmp_path: Path, database: str) -> None:
+    """Rows are read a window at a time and encoded longest first in steps: every memory still gets the vector of
+    its own text, and one that changed after it was read is left pending."""
+    texts = MEMORIES + list(PARAPHRASES) + ["Beach", "A very long memory about " + "quiet mountain villages " * 12]
+    async with functions_runtime(tmp_path, database) as rt:
+        db = rt.runtime.database
+        user, _ = await create_user(db, "Mia")
+        ids = await add_memories(db, user, texts)
+
+        class Changing:
+            """The local model, and a memory's text changed by someone else while the first window is encoded."""
+
+            model = LOCAL_MODEL_NAME
+            dimensions = 384
+            changed = False
+
+            async def embed(self, batch: list[str]) -> Any:
+                if not self.changed:
+                    self.changed = True
+                    await sql(db, "UPDATE memories SET content = 'Changed meanwhile' WHERE id = %(id)s", {"id": ids[1]})
+                return await shared_local_provider().embed(batch)
+
+            async def close(self) -> None:
+                return None
+
+        result = await ai_processing.embed_pending(db, Changing(), read_size=5, batch_size=2)  # type: ignore[arg-type]
+        assert result == {"embedded": len(texts) - 1, "skipped": 1}
+        rows = await sql(db, "SELECT id, content, embedding::text AS embedding FROM memories ORDER BY id")
+        assert [row["id"] for row in rows if row["embedding"] is None] == [ids[1]]
+        stored = [row for row in rows if row["embedding"] is not None]
+        expected = await shared_local_provider().embed([row["content"] for row in stored])
+        for row, vector in zip(stored, expected, strict=True):
+            assert max(abs(a - b) for a, b in zip(json.loads(row["embedding"]), vector, strict=True)) < 1e-4, row
+        # The next run embeds the changed one.
+        assert await ai_processing.embed_pending(db, shared_local_provider()) == {"embedded": 1, "skipped": 0}
+
+
 async def test_ai_processing_works_as_service_role(tmp_path: Path, embedded_database: str) -> None:
     async with functions_runtime(tmp_path, embedded_database, db_role="service_role") as rt:
         admin = Database(embedded_database, max_size=1)
