@@ -31,7 +31,7 @@ from tripsage.functions.app import (
 from tripsage.functions.errors import BadRequest, Forbidden
 
 Q = queries_for("tripsage.functions")
-# Memories per read-encode-write step (the model encodes them in its own batches of 64). Small, so that the last
+# Memories per encode-write step (the model encodes them in its own batches of 64). Small, so that the last
 # step's write, the one no encoding overlaps, is short.
 BATCH_SIZE = 128
 # Memories read at once, encoded in steps of BATCH_SIZE in length order: close to the padding of one encode call over
