@@ -127,7 +127,10 @@ class Cluster:
     def pin(self, cpus: set[int]) -> None:
         """Run every server process on `cpus` only; backends forked later inherit the postmaster's set."""
         for pid in self.pids():
-            os.sched_setaffinity(pid, cpus)
+            try:
+                os.sched_setaffinity(pid, cpus)
+            except ProcessLookupError:  # a short-lived child (an autovacuum worker) that exited meanwhile
+                continue
 
     def restart(self) -> float:
         """Stop (fast) and start the server again; returns the seconds it was down."""

@@ -65,7 +65,9 @@ GRANT EXECUTE ON FUNCTION functions.user_contacts(uuid[]) TO service_role, trips
 -- Semantic search over a user's long-term memories: cosine distance through memories_embedding_hnsw_idx.
 -- SECURITY INVOKER: RLS decides (a signed-in user sees only their own memories), and a user asking for someone
 -- else's is refused outright. filters: memory_type (text), metadata (jsonb containment), min_similarity (0-1),
--- model (embedding_model; only vectors of the query's model are comparable).
+-- model (embedding_model; only vectors of the query's model are comparable). The index is built with m = 8 (cheap
+-- to maintain on write, see 02_indexes.sql), so the search looks at 100 candidates (hnsw.ef_search, unless the caller
+-- asked for more): recall@10 >= 0.99 of exact search (bench/bench_embeddings.py measures it).
 CREATE FUNCTION public.search_memories(query_embedding extensions.vector, p_user_id uuid, match_count integer DEFAULT 5,
                                        filters jsonb DEFAULT '{}')
     RETURNS TABLE (id bigint, content text, memory_type text, metadata jsonb, confidence real, similarity double precision,
@@ -78,6 +80,7 @@ DECLARE
     -- pgvector >= 0.8: keep scanning the HNSW graph until match_count rows pass the user filter (without it, a
     -- user with few memories among many would get fewer results than exist). Restored before returning.
     previous_scan text := current_setting('hnsw.iterative_scan', true);
+    previous_ef_search text := current_setting('hnsw.ef_search', true);
 BEGIN
     IF caller IS NOT NULL AND caller IS DISTINCT FROM p_user_id THEN
         RAISE EXCEPTION 'search_memories: a user may only search their own memories' USING ERRCODE = 'insufficient_privilege';
@@ -87,6 +90,9 @@ BEGIN
     END IF;
     IF previous_scan IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', 'strict_order', true);
+    END IF;
+    IF previous_ef_search IS NOT NULL THEN
+        PERFORM set_config('hnsw.ef_search', greatest(previous_ef_search::integer, 100)::text, true);
     END IF;
     RETURN QUERY
     SELECT m.id, m.content, m.memory_type, m.metadata, m.confidence, 1 - (m.embedding OPERATOR(extensions.<=>) query_embedding),
@@ -103,6 +109,9 @@ BEGIN
     LIMIT match_count;
     IF previous_scan IS NOT NULL THEN
         PERFORM set_config('hnsw.iterative_scan', previous_scan, true);
+    END IF;
+    IF previous_ef_search IS NOT NULL THEN
+        PERFORM set_config('hnsw.ef_search', previous_ef_search, true);
     END IF;
 END
 $$;

@@ -1,7 +1,8 @@
 """ai-processing: embeddings of pending memories, and travel preferences from chat messages.
 
 - memory.generate.embedding: every pending memory (embedding IS NULL; the listed ids, or all, or a user's own) is
-  read, embedded and written in batches, the next batch encoding while the previous one is written. A failure
+  read, embedded and written in batches, the next batch encoding while the previous one is written (and the next
+  rows read). A failure
   leaves the rest NULL and answers 503, so the dispatcher retries; no vector is ever made up.
 - chat.message.process: rule-based extraction (tripsage.ai.preferences); a session memory with the summary's
   embedding, and each preference reinforces its long-term memory (confidence, last_reinforced) or creates one.
@@ -30,9 +31,12 @@ from tripsage.functions.app import (
 from tripsage.functions.errors import BadRequest, Forbidden
 
 Q = queries_for("tripsage.functions")
-# Memories per read-encode-write step (the model encodes them in its own batches of 64). Small, so that the last
+# Memories per encode-write step (the model encodes them in its own batches of 64). Small, so that the last
 # step's write, the one no encoding overlaps, is short.
 BATCH_SIZE = 128
+# Memories read at once, encoded in steps of BATCH_SIZE in length order: close to the padding of one encode call over
+# all of them, while the write no encoding overlaps (the last step's) stays small.
+READ_SIZE = 512
 MAX_IDS = 10_000  # memory ids one event may list
 REINFORCE_WEIGHT = 0.5  # share of the gap to 1 that a repeat with confidence 1 closes
 
@@ -59,33 +63,45 @@ async def embed_pending(
     ids: list[int] | None = None,
     user_id: str | None = None,
     batch_size: int = BATCH_SIZE,
+    read_size: int = READ_SIZE,
 ) -> dict[str, int]:
     """Embed pending memories; {"embedded", "skipped"} (skipped: changed or embedded meanwhile)."""
-    after = 0
     read = embedded = 0
+    reading: asyncio.Task[list[dict[str, Any]]] | None = None
     writing: asyncio.Task[int] | None = None
+
+    def read_after(after: int) -> asyncio.Task[list[dict[str, Any]]]:
+        params = {"after": after, "ids": ids, "user_id": user_id, "limit": read_size}
+        return asyncio.create_task(db.fetch_all(Q["pending_memories"], params))
+
     try:
+        reading = read_after(0)
         while True:
-            rows = await db.fetch_all(
-                Q["pending_memories"], {"after": after, "ids": ids, "user_id": user_id, "limit": batch_size}
-            )
+            rows = await reading
+            reading = None
             if not rows:
                 break
-            after = rows[-1]["id"]
             read += len(rows)
-            vectors = await provider.embed([row["content"] for row in rows])
-            if writing is not None:
-                embedded += await writing
-            # The write of this batch overlaps the encoding of the next one.
-            writing = asyncio.create_task(_write_batch(db, provider.model, rows, vectors))
+            reading = read_after(rows[-1]["id"])  # the next rows are read while these are encoded
+            # Longest first, as sentence-transformers orders one call's texts: each step's forward passes then pad
+            # their texts to about the same length, as one call over all of them would.
+            rows.sort(key=lambda row: len(row["content"]), reverse=True)
+            for start in range(0, len(rows), batch_size):
+                step = rows[start : start + batch_size]
+                vectors = await provider.embed([row["content"] for row in step])
+                if writing is not None:
+                    embedded += await writing
+                # The write of this step overlaps the encoding of the next one.
+                writing = asyncio.create_task(_write_batch(db, provider.model, step, vectors))
         if writing is not None:
             embedded += await writing
             writing = None
     finally:
-        if writing is not None:
-            writing.cancel()
-            with contextlib.suppress(BaseException):
-                await writing
+        for task in (reading, writing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
     return {"embedded": embedded, "skipped": read - embedded}
 
 

@@ -123,6 +123,25 @@ async def test_search_memories_uses_hnsw_and_refuses_other_users(tmp_path: Path,
             )
             text = json.dumps((await cursor.fetchone())["QUERY PLAN"])  # type: ignore[index]
             assert "memories_embedding_hnsw_idx" in text
+        # The app's own search can use the index (its ORDER BY matches it): with sorts and scans of the whole table or
+        # the user's rows made dearest, auto_explain reports the HNSW index in the plan inside public.search_memories.
+        # (On 8 rows the planner rightly prefers the user's rows and a sort; bench_embeddings checks the choice on
+        # thousands.)
+        async with db.transaction() as conn:
+            await conn.execute("SET LOCAL enable_seqscan = off")
+            await conn.execute("SET LOCAL enable_bitmapscan = off")
+            await conn.execute("SET LOCAL enable_sort = off")
+            await conn.execute("LOAD 'auto_explain'")
+            for setting, value in (("log_min_duration", "0"), ("log_nested_statements", "on"), ("log_level", "notice")):
+                await conn.execute(
+                    "SELECT set_config(%(s)s, %(v)s, true)", {"s": f"auto_explain.{setting}", "v": value}
+                )
+            plans: list[str] = []
+            conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+            await conn.execute(
+                "SELECT id FROM public.search_memories(%(v)s::extensions.vector, %(u)s, 3)", {"v": vector, "u": user}
+            )
+            assert any("Index Scan using memories_embedding_hnsw_idx" in plan for plan in plans), plans
         async with db.transaction() as conn:
             await conn.execute("SET LOCAL ROLE authenticated")
             await conn.execute("SELECT set_config('request.jwt.claims', %(c)s, true)", {"c": json.dumps({"sub": user})})
@@ -367,10 +386,49 @@ async def test_search_finds_a_users_few_memories_among_many_through_the_index(tm
                 {"v": vector, "u": user},
             )
             found = [row["content"] for row in await cursor.fetchall()]
-            cursor = await conn.execute("SELECT current_setting('hnsw.iterative_scan') AS mode")
-            mode = (await cursor.fetchone() or {})["mode"]
+            cursor = await conn.execute(
+                "SELECT current_setting('hnsw.iterative_scan') AS mode, current_setting('hnsw.ef_search') AS ef_search"
+            )
+            settings = await cursor.fetchone() or {}
         assert sorted(found) == sorted(MEMORIES[:3])
-        assert mode == "off"  # the caller's setting is restored
+        assert (settings["mode"], settings["ef_search"]) == ("off", "10")  # the caller's settings are restored
+
+
+async def test_embedding_in_windows_and_steps_gives_each_memory_its_own_vector(tmp_path: Path, database: str) -> None:
+    """Rows are read a window at a time and encoded longest first in steps: every memory still gets the vector of
+    its own text, and one that changed after it was read is left pending."""
+    texts = MEMORIES + list(PARAPHRASES) + ["Beach", "A very long memory about " + "quiet mountain villages " * 12]
+    async with functions_runtime(tmp_path, database) as rt:
+        db = rt.runtime.database
+        user, _ = await create_user(db, "Mia")
+        ids = await add_memories(db, user, texts)
+
+        class Changing:
+            """The local model, and a memory's text changed by someone else while the first window is encoded."""
+
+            model = LOCAL_MODEL_NAME
+            dimensions = 384
+            changed = False
+
+            async def embed(self, batch: list[str]) -> Any:
+                if not self.changed:
+                    self.changed = True
+                    await sql(db, "UPDATE memories SET content = 'Changed meanwhile' WHERE id = %(id)s", {"id": ids[1]})
+                return await shared_local_provider().embed(batch)
+
+            async def close(self) -> None:
+                return None
+
+        result = await ai_processing.embed_pending(db, Changing(), read_size=5, batch_size=2)  # type: ignore[arg-type]
+        assert result == {"embedded": len(texts) - 1, "skipped": 1}
+        rows = await sql(db, "SELECT id, content, embedding::text AS embedding FROM memories ORDER BY id")
+        assert [row["id"] for row in rows if row["embedding"] is None] == [ids[1]]
+        stored = [row for row in rows if row["embedding"] is not None]
+        expected = await shared_local_provider().embed([row["content"] for row in stored])
+        for row, vector in zip(stored, expected, strict=True):
+            assert max(abs(a - b) for a, b in zip(json.loads(row["embedding"]), vector, strict=True)) < 1e-4, row
+        # The next run embeds the changed one.
+        assert await ai_processing.embed_pending(db, shared_local_provider()) == {"embedded": 1, "skipped": 0}
 
 
 async def test_ai_processing_works_as_service_role(tmp_path: Path, embedded_database: str) -> None:
