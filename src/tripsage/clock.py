@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Protocol
 
@@ -31,3 +32,8 @@ class SettableClock:
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+
+def utc_now(clock: Clock) -> dt.datetime:
+    """`clock`'s time as an aware UTC datetime."""
+    return dt.datetime.fromtimestamp(clock.time(), dt.UTC)

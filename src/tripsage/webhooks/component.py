@@ -71,7 +71,9 @@ class WebhooksComponent:
                 await runtime.database.execute(Q["point_config"], {"name": name, "url": base + path})
         keys = keyring(settings)
         await vault.ensure_webhook_secrets(runtime.database, keys)
-        self.dispatcher = Dispatcher(runtime.database, keys, allow, batch_size=self.batch_size, metrics=runtime.metrics)
+        self.dispatcher = Dispatcher(
+            runtime.database, keys, allow, batch_size=self.batch_size, metrics=runtime.metrics, clock=runtime.clock
+        )
         await self.dispatcher.open()
         self._stopping = False
         self._tasks = [asyncio.create_task(self._listen(runtime.database_url), name="webhooks-listen")]

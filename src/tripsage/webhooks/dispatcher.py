@@ -16,13 +16,13 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from tripsage import __version__, queries_for, redact, ssrf, standard_webhooks
+from tripsage.clock import Clock, SystemClock, utc_now
 from tripsage.crypto import Keyring
 from tripsage.db import vault
 from tripsage.db.connector import Database, Jsonb
@@ -37,12 +37,6 @@ LEASE_MARGIN = 30.0  # seconds a lease outlives the endpoint's timeout
 RESPONSE_EXCERPT = 1024  # bytes of a response body kept in webhook_logs
 MAX_CONNECTIONS = 256  # open connections across all endpoints
 USER_AGENT = f"TripSage-Webhooks/{__version__}"
-
-Clock = Callable[[], dt.datetime]
-
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 @dataclass
@@ -99,7 +93,7 @@ class Dispatcher:
         allow: ssrf.AllowList,
         *,
         worker_id: str | None = None,
-        clock: Clock = utc_now,
+        clock: Clock | None = None,
         rng: random.Random | None = None,
         batch_size: int = BATCH_SIZE,
         lease_margin: float = LEASE_MARGIN,
@@ -109,7 +103,8 @@ class Dispatcher:
         self.keys = keys
         self.allow = allow
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.clock = clock
+        # One wall clock for everything (leases, retries, Retry-After, webhook-timestamp, latency): the runtime's.
+        self.clock: Clock = clock or SystemClock()
         self.rng = rng or random.Random()
         self.batch_size = batch_size
         self.lease_margin = lease_margin
@@ -160,7 +155,7 @@ class Dispatcher:
         return await self.db.fetch_all(
             Q["claim_deliveries"],
             {
-                "now": self.clock(),
+                "now": self._now(),
                 "limit": self.batch_size,
                 "worker": self.worker_id,
                 "lease_margin_s": self.lease_margin,
@@ -228,6 +223,9 @@ class Dispatcher:
         if refusal is not None:
             raise ssrf.UnsafeTarget(refusal)
 
+    def _now(self) -> dt.datetime:
+        return utc_now(self.clock)
+
     # -- one attempt ------------------------------------------------------------------------------------------
 
     async def _deliver(self, row: dict[str, Any], endpoint: Endpoint) -> Outcome:
@@ -241,10 +239,10 @@ class Dispatcher:
         try:
             self._check_url(endpoint.url)
             body = body_of(row)
-            # webhook-timestamp is the real time of this attempt (receivers check it against theirs).
+            # webhook-timestamp is the time of this attempt (receivers check it against theirs).
             headers = endpoint.headers.copy()
             headers.update(
-                standard_webhooks.headers(row["webhook_id"], int(time.time()), body, self._signing_keys(endpoint))
+                standard_webhooks.headers(row["webhook_id"], int(self.clock.time()), body, self._signing_keys(endpoint))
             )
             async with (
                 endpoint.semaphore,
@@ -257,7 +255,7 @@ class Dispatcher:
                 excerpt = raw.decode("utf-8", "replace")
                 answer = response.headers
                 if (asked := answer.get("Retry-After")) is not None:
-                    retry_after = retry.parse_retry_after(asked, utc_now())
+                    retry_after = retry.parse_retry_after(asked, self._now())
                 # Svix's convention: a receiver may ask that this message never be retried.
                 abort = answer.get("webhook-delivery", "").lower() == "abort-message"
                 if not retry.is_success(code):
@@ -305,12 +303,12 @@ class Dispatcher:
         delay = endpoint.policy.next_delay(row["attempts"], retry_after, self.rng)
         if delay is None:
             return Outcome(**base, status="dead", next_at=None, error=error)
-        return Outcome(**base, status="retrying", next_at=self.clock() + dt.timedelta(seconds=delay), error=error)
+        return Outcome(**base, status="retrying", next_at=self._now() + dt.timedelta(seconds=delay), error=error)
 
     # -- recording ----------------------------------------------------------------------------------------------
 
     async def _record(self, outcomes: list[Outcome]) -> None:
-        now = self.clock()
+        now = self._now()
         await self.db.execute(
             Q["finish_deliveries"],
             {
@@ -356,7 +354,7 @@ class Dispatcher:
     def _observe(self, outcomes: list[Outcome]) -> None:
         """Prometheus: attempts by outcome, and commit-to-delivery latency of first attempts that succeeded."""
         assert self.metrics is not None
-        finished = utc_now()
+        finished = self._now()
         counts: dict[str, int] = {}
         for o in outcomes:
             counts[o.status] = counts.get(o.status, 0) + 1

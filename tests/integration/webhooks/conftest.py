@@ -24,7 +24,6 @@ from tripsage.db.connector import Database
 from tripsage.webhooks.dispatcher import Dispatcher
 
 Q = queries_for("tripsage.webhooks")
-T0 = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
 
 @dataclass
@@ -79,13 +78,15 @@ async def wdb(embedded_database: str) -> AsyncIterator[Database]:
 
 
 class Clock:
-    """A clock the test moves."""
+    """A wall clock the test moves (`tripsage.clock.Clock`), starting at the real time: one clock for the dispatcher's
+    leases, retries and signatures, so receivers accept the webhook-timestamp it signs until a test moves it far."""
 
-    def __init__(self, now: dt.datetime = T0) -> None:
-        self.now = now
+    def __init__(self, now: dt.datetime | None = None) -> None:
+        # The next whole second: what the test committed just before is already due.
+        self.now = now or dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
 
-    def __call__(self) -> dt.datetime:
-        return self.now
+    def time(self) -> float:
+        return self.now.timestamp()
 
     def advance(self, seconds: float) -> None:
         self.now += dt.timedelta(seconds=seconds)
