@@ -5,6 +5,7 @@ vectors), preferences from chat messages, idempotent redelivery, users limited t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
@@ -187,13 +188,20 @@ class FakeOpenAI:
         )
 
 
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI()
+@contextlib.asynccontextmanager
+async def serving_openai(*, failing: bool = True) -> AsyncIterator[FakeOpenAI]:
+    """A FakeOpenAI listening on a loopback port (its `url` set), for the life of the block."""
+    server = FakeOpenAI(failing=failing)
     app = web.Application()
     app.router.add_post("/v1/embeddings", server.embeddings)
     async with serve_app(app) as port:
         server.url = f"http://127.0.0.1:{port}/v1"
+        yield server
+
+
+@pytest.fixture
+async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+    async with serving_openai() as server:
         yield server
 
 

@@ -9,8 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
-from testkit.runtime import TEST_JWT_SECRET, serve_app
+from testkit.runtime import TEST_JWT_SECRET
 
 from tests.integration.functions.conftest import (
     Smtp,
@@ -23,7 +22,7 @@ from tests.integration.functions.conftest import (
     signed_headers,
     sql,
 )
-from tests.integration.functions.test_ai_processing import FakeOpenAI
+from tests.integration.functions.test_ai_processing import FakeOpenAI, serving_openai
 from tripsage import jwt
 
 DEEP = b"[" * 100_000
@@ -70,11 +69,7 @@ async def test_a_trip_name_with_cr_lf_still_gets_its_email_sent(tmp_path: Path, 
 
 @pytest.fixture
 async def embeddings_api() -> AsyncIterator[FakeOpenAI]:
-    server = FakeOpenAI(failing=False)
-    app = web.Application()
-    app.router.add_post("/v1/embeddings", server.embeddings)
-    async with serve_app(app) as port:
-        server.url = f"http://127.0.0.1:{port}/v1"
+    async with serving_openai(failing=False) as server:
         yield server
 
 
