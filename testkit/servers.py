@@ -6,12 +6,14 @@ database created from it (`CREATE DATABASE t_x TEMPLATE tpl`), dropped with FORC
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,6 +74,15 @@ class Server:
             else:
                 conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
         return name
+
+    @contextlib.contextmanager
+    def fresh_database(self, template: str | None = TEMPLATE) -> Iterator[str]:
+        """A new database (deployed when made from the template, empty with None) for the block; its URL."""
+        name = self.create_database(template)
+        try:
+            yield self.url(name)
+        finally:
+            self.drop_database(name)
 
     def drop_database(self, name: str) -> None:
         with self.admin() as conn:

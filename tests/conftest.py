@@ -67,30 +67,27 @@ def server(request: pytest.FixtureRequest) -> servers.Server:
 @pytest.fixture
 def database(server: servers.Server) -> Iterator[str]:
     """A fresh, fully deployed database on `server`; its URL."""
-    name = server.create_database()
-    try:
-        yield server.url(name)
-    finally:
-        server.drop_database(name)
+    with server.fresh_database() as url:
+        yield url
 
 
 @pytest.fixture
 def empty_database(server: servers.Server) -> Iterator[str]:
     """A fresh database with nothing deployed; its URL."""
-    name = server.create_database(template=None)
-    try:
-        yield server.url(name)
-    finally:
-        server.drop_database(name)
+    with server.fresh_database(template=None) as url:
+        yield url
 
 
 @pytest.fixture
 def embedded_database(embedded_server: servers.Server) -> Iterator[str]:
-    name = embedded_server.create_database()
-    try:
-        yield embedded_server.url(name)
-    finally:
-        embedded_server.drop_database(name)
+    with embedded_server.fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def system_database(system_server: servers.Server) -> Iterator[str]:
+    with system_server.fresh_database() as url:
+        yield url
 
 
 @pytest.fixture

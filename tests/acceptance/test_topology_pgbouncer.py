@@ -60,15 +60,6 @@ def bouncers(system_server: servers.Server) -> Iterator[dict[str, pgbouncer.Boun
 
 
 @pytest.fixture
-def system_database(system_server: servers.Server) -> Iterator[str]:
-    name = system_server.create_database()
-    try:
-        yield system_server.url(name)
-    finally:
-        system_server.drop_database(name)
-
-
-@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     async with serving(Receiver()) as recv:
         yield recv
