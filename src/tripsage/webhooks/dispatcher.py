@@ -72,6 +72,7 @@ class Endpoint:
     policy: retry.RetryPolicy
     semaphore: asyncio.Semaphore
     failing: bool  # failing_since is set (a success must clear it)
+    signing_keys: list[bytes] | None = None  # decrypted at its first attempt (a bad secret fails that delivery only)
 
 
 def body_of(row: dict[str, Any]) -> bytes:
@@ -111,7 +112,6 @@ class Dispatcher:
         self.metrics = metrics
         self.session: aiohttp.ClientSession | None = None
         self._limits: dict[int, tuple[int, asyncio.Semaphore]] = {}
-        self._secrets: dict[int, tuple[bytes, list[bytes]]] = {}
         self._endpoints: dict[int, Endpoint] = {}
         self._url_checks: dict[str, str | None] = {}  # url -> the SSRF refusal, or None when it is allowed
         # One claim at a time per dispatcher: concurrent claims of one process only collide on the same rows
@@ -200,12 +200,12 @@ class Dispatcher:
         return known[1]
 
     def _signing_keys(self, endpoint: Endpoint) -> list[bytes]:
-        cached = self._secrets.get(endpoint.id)
-        if cached is None or cached[0] != endpoint.secret:
+        """The endpoint's Standard Webhooks keys, decrypted once per version of its row (it is decoded anew when
+        the secret or the encryption key changes, since both rewrite the row)."""
+        if endpoint.signing_keys is None:
             active = vault.decrypt_webhook_secrets(self.keys, endpoint.secret)
-            cached = (endpoint.secret, [standard_webhooks.secret_key(secret) for secret in active])
-            self._secrets[endpoint.id] = cached
-        return cached[1]
+            endpoint.signing_keys = [standard_webhooks.secret_key(secret) for secret in active]
+        return endpoint.signing_keys
 
     def _check_url(self, url: str) -> None:
         """ssrf.check_url, remembered per URL (the allow list is fixed for this dispatcher's life)."""
