@@ -374,7 +374,7 @@ class Gateway:
                 elif audience is not None:
                     if identity.user_id not in audience:  # None (no user) is never in it
                         continue
-                elif not self._may_see(channel, change, table.rls_enabled, now):
+                elif not self._rls_allows(channel, change, table.rls_enabled):
                     continue
                 if role in columns:
                     visible = columns[role]
@@ -412,19 +412,13 @@ class Gateway:
         self.delivered += sent
         return sent
 
-    def _may_see(self, channel: Channel, change: Change, rls_enabled: bool, now: float) -> bool:
-        identity = channel.identity
-        if identity.expires_at <= now:
-            return False
-        if identity.bypasses_rls or self.catalog.bypasses_rls(identity.role):
+    @staticmethod
+    def _rls_allows(channel: Channel, change: Change, rls_enabled: bool) -> bool:
+        """For a published table without an audience function: its RLS, checked per subscriber (rls.py). (Expiry,
+        roles that bypass RLS and the audience are decided in `dispatch`.)"""
+        if not rls_enabled:
             return True
-        if change.audience is None:
-            # A published table without an audience function: its RLS checked per subscriber (rls.py).
-            if not rls_enabled:
-                return True
-            return change.rls_allowed is not None and rls.identity_key(identity) in change.rls_allowed
-        user = identity.user_id
-        return user is not None and user in change.audience
+        return change.rls_allowed is not None and rls.identity_key(channel.identity) in change.rls_allowed
 
     # -- housekeeping ----------------------------------------------------------------------------------------
 
