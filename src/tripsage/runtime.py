@@ -141,7 +141,8 @@ class Runtime:
             database = {**database, "status": "error", "read_only": True, "error": topology.READ_ONLY_ADVICE}
         components = {component.name: _redacted(component.health()) for component in self._started}
         statuses = [database["status"], *(c.get("status", "ok") for c in components.values())]
-        if not self.read_only and self._not_started():
+        pending = self._not_started()
+        if not self.read_only and pending:
             # Some components are not running (still starting once a standby was promoted, or one failed to start):
             # never "ok" until every component has started.
             statuses.append("starting")
@@ -152,7 +153,7 @@ class Runtime:
             "uptime_s": round(time.time() - self.started_at, 1),
             "database": database,
             "components": components,
-            **({"components_not_started": pending} if (pending := self._not_started()) else {}),
+            **({"components_not_started": pending} if pending else {}),
         }
 
     def _not_started(self) -> list[str]:
