@@ -11,8 +11,11 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from tripsage import queries_for
+
 OWNER = "00000000-0000-4000-8000-0000000000a1"
 GUEST = "00000000-0000-4000-8000-0000000000a2"
+Q = queries_for("tripsage.webhooks")
 
 
 def connect(url: str) -> psycopg.Connection[dict[str, Any]]:
@@ -280,3 +283,82 @@ def test_bulk_trigger_writes_with_malformed_claims_succeed(database: str) -> Non
             )
         rows = deliveries(conn)
     assert len(rows) == 200 and all(r["payload"]["actor_id"] is None for r in rows)
+
+
+def claim(conn: psycopg.Connection[dict[str, Any]], now: dt.datetime, worker: str) -> list[int]:
+    """The dispatcher's claim statement, as it runs it."""
+    rows = conn.execute(
+        Q["claim_deliveries"].sql, {"now": now, "limit": 200, "worker": worker, "lease_margin_s": 30.0}
+    ).fetchall()
+    return [r["id"] for r in rows]
+
+
+def test_a_claim_is_a_heap_only_update_and_keeps_the_lease(database: str) -> None:
+    # Issue #19: a claim used to insert an entry into each of the table's indexes (status and next_attempt_at were
+    # indexed); it now changes no indexed column, so PostgreSQL writes it as a heap-only (HOT) update.
+    with connect(database) as conn:
+        activate(conn, "trip_events")
+        conn.execute("UPDATE webhook_configs SET secret = '\\x00' WHERE name = 'trip_events'")
+        conn.execute("SELECT emit_event('booking.confirmed', '{}')")
+        now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        with conn.transaction():
+            [claimed] = claim(conn, now, "first")
+            stats = conn.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables"
+                " WHERE relid = 'webhooks.deliveries'::regclass"
+            ).fetchone()
+        assert stats == {"n_tup_upd": 1, "n_tup_hot_upd": 1}
+        row = conn.execute(
+            "SELECT status, queued, dead, leased_by, attempts, next_attempt_at < %s AS due, lease_expires_at"
+            " FROM webhooks.deliveries WHERE id = %s",
+            [now, claimed],
+        ).fetchone()
+        assert row is not None
+        assert (row["status"], row["queued"], row["dead"], row["leased_by"], row["attempts"], row["due"]) == (
+            "delivering",
+            True,
+            False,
+            "first",
+            1,
+            True,
+        )
+        # Leased until its endpoint's timeout plus the margin: nobody else claims it before, anyone may after.
+        expires = row["lease_expires_at"]
+        assert expires > now and conn.execute("SELECT webhook_outbox_depth() AS n").fetchone() == {"n": 1}
+        assert claim(conn, expires - dt.timedelta(seconds=1), "second") == []
+        assert claim(conn, expires, "second") == [claimed]
+
+
+def test_a_delivery_leased_before_the_lease_column_is_claimed_once_its_lease_expired(database: str) -> None:
+    # Before migration 20261127230000 a lease was written into next_attempt_at (lease_expires_at NULL): such a row,
+    # in flight while the migration ran, stays leased until then.
+    with connect(database) as conn:
+        activate(conn, "trip_events")
+        conn.execute("UPDATE webhook_configs SET secret = '\\x00' WHERE name = 'trip_events'")
+        conn.execute("SELECT emit_event('booking.confirmed', '{}')")
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+        conn.execute(
+            "UPDATE webhooks.deliveries SET status = 'delivering', attempts = 1, leased_by = 'old',"
+            " next_attempt_at = %s",
+            [until],
+        )
+        assert claim(conn, until - dt.timedelta(seconds=1), "new") == []
+        assert len(claim(conn, until, "new")) == 1
+
+
+def test_dead_letters_and_the_queue_follow_status_whoever_writes_it(database: str) -> None:
+    # queued and dead are generated from status, so an operator's own UPDATE keeps the indexes right.
+    with connect(database) as conn:
+        activate(conn, "trip_events")
+        for _ in range(3):
+            conn.execute("SELECT emit_event('booking.confirmed', '{}')")
+        ids = [r["id"] for r in conn.execute("SELECT id FROM webhooks.deliveries ORDER BY id")]
+        conn.execute("UPDATE webhooks.deliveries SET status = 'dead' WHERE id = %s", [ids[0]])
+        conn.execute("UPDATE webhooks.deliveries SET status = 'succeeded' WHERE id = %s", [ids[1]])
+        rows = conn.execute("SELECT id, queued, dead FROM webhooks.deliveries ORDER BY id").fetchall()
+        assert [(r["queued"], r["dead"]) for r in rows] == [(False, True), (False, False), (True, False)]
+        assert conn.execute("SELECT webhook_outbox_depth() AS n").fetchone() == {"n": 1}
+        with pytest.raises(psycopg.errors.GeneratedAlways):
+            conn.execute("UPDATE webhooks.deliveries SET dead = false")
+        assert conn.execute("SELECT replay_dead_webhook_deliveries() AS n").fetchone() == {"n": 1}
+        assert conn.execute("SELECT webhook_outbox_depth() AS n").fetchone() == {"n": 2}

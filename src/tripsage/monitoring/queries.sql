@@ -78,12 +78,12 @@ SELECT public.webhook_outbox_depth() AS depth;
 SELECT d.id, c.name AS config_name, d.event_type, d.attempts, d.last_error, d.created_at
 FROM webhooks.deliveries d
 JOIN public.webhook_configs c ON c.id = d.webhook_config_id
-WHERE d.status = 'dead'
+WHERE d.dead
 ORDER BY d.id DESC
 LIMIT %(limit)s;
 
 -- name: dead_letter_count
-SELECT count(*) AS n FROM webhooks.deliveries WHERE status = 'dead';
+SELECT count(*) AS n FROM webhooks.deliveries WHERE dead;
 
 -- name: replay_delivery
 -- Queue one dead (or finished) delivery again, same webhook-id: the database's own replay function.

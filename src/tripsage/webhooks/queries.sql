@@ -1,11 +1,14 @@
 -- name: claim_deliveries
--- Due deliveries of active endpoints (and ones whose holder's lease expired), leased to this dispatcher.
+-- Due deliveries of active endpoints (and ones whose holder's lease expired), leased to this dispatcher. The update
+-- changes no indexed column (the lease is in lease_expires_at), so it is heap-only. A delivering row without a
+-- lease_expires_at was leased through next_attempt_at (before migration 20261127230000): due means expired.
 WITH due AS (
     SELECT d.id
     FROM webhooks.deliveries d
     JOIN public.webhook_configs c ON c.id = d.webhook_config_id
-    WHERE d.status IN ('pending', 'delivering', 'retrying')
+    WHERE d.queued
       AND d.next_attempt_at <= %(now)s
+      AND (d.status <> 'delivering' OR d.lease_expires_at IS NULL OR d.lease_expires_at <= %(now)s)
       AND c.is_active AND c.secret IS NOT NULL
     ORDER BY d.next_attempt_at
     LIMIT %(limit)s
@@ -15,7 +18,7 @@ UPDATE webhooks.deliveries d
 SET status = 'delivering',
     attempts = d.attempts + 1,
     leased_by = %(worker)s,
-    next_attempt_at = %(now)s + make_interval(secs => c.timeout_ms / 1000.0
+    lease_expires_at = %(now)s + make_interval(secs => c.timeout_ms / 1000.0
         + coalesce((c.retry_config ->> 'lease_margin_s')::float8, %(lease_margin_s)s))
 FROM due, webhooks.events e, public.webhook_configs c
 WHERE d.id = due.id AND e.id = d.event_id AND c.id = d.webhook_config_id
@@ -45,6 +48,7 @@ WITH r AS (
         last_status = r.code,
         last_error = r.error,
         leased_by = NULL,
+        lease_expires_at = NULL,
         completed_at = CASE WHEN r.status IN ('succeeded', 'dead') THEN %(now)s END
     FROM r
     WHERE d.id = r.id AND d.attempts = r.attempt AND d.leased_by = %(worker)s AND d.status = 'delivering'
@@ -94,12 +98,12 @@ SELECT d.id, c.name AS config_name, d.event_type, d.attempts, d.last_error, d.la
     d.completed_at, d.webhook_id
 FROM webhooks.deliveries d
 JOIN public.webhook_configs c ON c.id = d.webhook_config_id
-WHERE d.status = 'dead'
+WHERE d.dead
 ORDER BY d.id DESC
 LIMIT %(limit)s
 
 -- name: dead_letter_count
-SELECT count(*) AS n FROM webhooks.deliveries WHERE status = 'dead'
+SELECT count(*) AS n FROM webhooks.deliveries WHERE dead
 
 -- name: replay_delivery
 SELECT public.replay_webhook_delivery(%(id)s) AS replayed

@@ -287,7 +287,7 @@ async def test_expired_lease_is_taken_over_and_the_old_holder_is_fenced(
     rows = await sql(
         wdb,
         "UPDATE webhooks.deliveries SET status = 'delivering', attempts = 1, leased_by = 'crashed',"
-        " next_attempt_at = %(until)s RETURNING id",
+        " lease_expires_at = %(until)s RETURNING id",
         {"until": clock.now + dt.timedelta(seconds=31)},
     )
     taker = dispatcher(wdb, keys, clock)
