@@ -171,10 +171,7 @@ def wait_empty(url: str, limit: float = 600.0) -> None:
         while time.perf_counter() - began < limit:
             # Whether any delivery is still pending (webhook_outbox_depth() counts them all: at 20,000 every 20 ms,
             # that count alone took a sixth of PostgreSQL's time during the burst, CPU the runtime competes for).
-            row = conn.execute(
-                "SELECT NOT EXISTS (SELECT FROM webhooks.deliveries"
-                " WHERE status IN ('pending', 'delivering', 'retrying'))"
-            ).fetchone()
+            row = conn.execute("SELECT NOT EXISTS (SELECT FROM webhooks.deliveries WHERE queued)").fetchone()
             if row is not None and row[0]:
                 return
             time.sleep(0.02)
@@ -195,6 +192,7 @@ class Profile:
     def __init__(self, out: Path | None, cluster: Cluster, pid: int) -> None:
         self.out, self.cluster, self.url, self.pid = out, cluster, cluster.url, pid
         self.spy: subprocess.Popen[bytes] | None = None
+        self.perf: subprocess.Popen[bytes] | None = None
         self.cpu: dict[int, float] = {}
 
     def __enter__(self) -> Profile:
@@ -209,7 +207,14 @@ class Profile:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(1.0)  # py-spy attaches
+            perf = shutil.which("perf")
+            if perf is not None:  # where PostgreSQL's own CPU goes, by C function (when the kernel allows it)
+                self.perf = subprocess.Popen(
+                    [perf, "record", "-F", "999", "-g", "-a", "-o", str(self.out / "postgres.perf.data")],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            time.sleep(1.0)  # py-spy and perf attach
             self.cpu = {pid: cpu_seconds([pid]) for pid in self.cluster.pids()}
         return self
 
@@ -232,6 +237,30 @@ class Profile:
         (self.out / "postgres_processes.txt").write_text(self._processes())
         self.spy.send_signal(signal.SIGINT)
         self.spy.wait(timeout=60)
+        if self.perf is not None:
+            self.perf.send_signal(signal.SIGINT)
+            self.perf.wait(timeout=60)
+            report = subprocess.run(
+                [
+                    "perf",
+                    "report",
+                    "-i",
+                    str(self.out / "postgres.perf.data"),
+                    "--no-children",
+                    "--stdio",
+                    "--comms",
+                    "postgres",
+                    "--sort",
+                    "dso,symbol",
+                    "-g",
+                    "none",
+                    "--percent-limit",
+                    "0.3",
+                ],
+                capture_output=True,
+                text=True,
+            )
+            (self.out / "postgres_perf.txt").write_text(report.stdout)
         with psycopg.connect(self.url, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT total_exec_time, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160)"
