@@ -362,3 +362,45 @@ def test_dead_letters_and_the_queue_follow_status_whoever_writes_it(database: st
             conn.execute("UPDATE webhooks.deliveries SET dead = false")
         assert conn.execute("SELECT replay_dead_webhook_deliveries() AS n").fetchone() == {"n": 1}
         assert conn.execute("SELECT webhook_outbox_depth() AS n").fetchone() == {"n": 2}
+
+
+def plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(node for child in plan.get("Plans", []) for node in plan_nodes(child))]
+
+
+@pytest.mark.parametrize("plan_cache_mode", ["force_generic_plan", "force_custom_plan"])
+def test_recording_a_batch_reads_its_attempts_once_whatever_the_statistics(database: str, plan_cache_mode: str) -> None:
+    # Issue #19: with statistics taken while nothing was delivering, the record statement scanned the table for the
+    # dispatcher's leased rows and compared each with every attempt of the batch (163 us per delivery at 20,000 rows,
+    # growing with the outbox and with the deliveries in flight).
+    with connect(database) as conn:
+        activate(conn, "trip_events")
+        conn.execute("UPDATE webhook_configs SET secret = '\\x00' WHERE name = 'trip_events'")
+        conn.execute(
+            "SELECT emit_event('booking.confirmed', jsonb_build_object('n', n)) FROM generate_series(1, 20000) n"
+        )
+        conn.execute("ANALYZE webhooks.deliveries")
+        now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+        ids = [i for _ in range(4) for i in claim(conn, now, "worker")]
+        batch = ids[:200]
+        params = {
+            "now": now,
+            "worker": "worker",
+            "ids": batch,
+            "attempts": [1] * len(batch),
+            "statuses": ["succeeded"] * len(batch),
+            "next_at": [None] * len(batch),
+            "codes": [200] * len(batch),
+            "bodies": ["ok"] * len(batch),
+            "durations": [1] * len(batch),
+            "errors": [None] * len(batch),
+        }
+        conn.execute(f"SET plan_cache_mode = {plan_cache_mode}")
+        explain = psycopg.sql.SQL("EXPLAIN (ANALYZE, FORMAT JSON) ") + Q["finish_deliveries"].sql
+        [row] = conn.execute(explain, params, prepare=True).fetchall()
+        nodes = plan_nodes(row["QUERY PLAN"][0]["Plan"])
+        # The batch's attempts (the CTE r) are read once, not once per row the scan of deliveries found.
+        loops = [node["Actual Loops"] for node in nodes if node["Node Type"] == "CTE Scan"]
+        assert loops == [1, 1], [(n["Node Type"], n.get("Relation Name"), n["Actual Loops"]) for n in nodes]
+        done = conn.execute("SELECT count(*) AS n FROM webhooks.deliveries WHERE status = 'succeeded'").fetchone()
+        assert done == {"n": 200}
