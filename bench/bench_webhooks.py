@@ -50,7 +50,6 @@ from testkit.harness import (  # noqa: E402
 from tripsage import standard_webhooks  # noqa: E402
 from tripsage.crypto import Keyring  # noqa: E402
 from tripsage.db import vault  # noqa: E402
-from tripsage.webhooks.dispatcher import body_of  # noqa: E402
 
 PG_NET_DOCUMENTED = 200.0  # requests/s, Supabase docs ("reliably execute up to 200 requests per second")
 GOAL_CEILING_FRACTION = 0.5  # of the raw client's rate (issue #19)
@@ -141,6 +140,12 @@ def point_at_nginx(db_url: str, encryption_key: str, nginx: Nginx) -> None:
             "VALUES ('nginx', %s, '{booking.confirmed}', %s, 256)",
             [nginx.url, vault.encrypt_webhook_secrets(Keyring(encryption_key), [standard_webhooks.generate_secret()])],
         )
+
+
+def sample_bodies(count: int) -> list[bytes]:
+    """Bodies like the dispatcher's for the burst's events (it builds them in its claim statement, queries.sql)."""
+    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return [f'{{"type":"booking.confirmed","timestamp":"{stamp}","data":{{"n": {n}}}}}'.encode() for n in range(count)]
 
 
 def tcp_probe(port: int) -> socket.socket:
@@ -357,8 +362,7 @@ def main() -> None:
         point_at_nginx(cluster.url, key, nginx)
         replica.start(logs)
         replica.wait_healthy()
-        sample = {"event_type": "booking.confirmed", "event_created_at": dt.datetime.now(dt.UTC), "payload": {}}
-        bodies = [body_of({**sample, "payload": {"n": n}}) for n in range(args.events)]
+        bodies = sample_bodies(args.events)
         ceiling = asyncio.run(raw_ceiling(nginx.url, bodies))
         burst = throughput(cluster, replica, args.events, args.profile)
         ours = burst.rate

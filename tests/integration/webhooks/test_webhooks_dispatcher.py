@@ -61,6 +61,34 @@ async def test_signed_delivery_verifies_with_both_libraries(wdb: Database, keys:
     assert log["delivery_id"] == row["id"] and log["duration_ms"] >= 0 and log["error_message"] is None
 
 
+async def test_the_body_carries_the_event_exactly_and_is_the_same_bytes_on_every_attempt(
+    wdb: Database, keys: Keyring, receiver: Receiver
+) -> None:
+    # The claim statement builds the body in SQL (issue #19): data is the stored payload, the timestamp the event's.
+    await point(wdb, keys, receiver.url, retry_config={"schedule_s": [0, 0], **NO_JITTER})
+    data = {"city": 'Kraków 東京 "quoted" \\ \u2028', "nested": {"list": [1, 2.5, None, True]}, "empty": {}}
+    event_id = await emit(wdb, "booking.confirmed", data)
+    [event] = await sql(wdb, "SELECT created_at FROM webhooks.events WHERE id = %(id)s", {"id": event_id})
+    receiver.answer = lambda r: web.Response(status=500)
+    clock = Clock()
+    d = dispatcher(wdb, keys, clock)
+    await d.open()
+    try:
+        assert await d.dispatch_once() == 1
+        receiver.answer = lambda r: web.Response(text="ok")
+        assert await d.dispatch_once() == 1
+    finally:
+        await d.close()
+    first, second = receiver.received
+    assert first.body == second.body and first.headers["webhook-id"] == second.headers["webhook-id"]
+    body = json.loads(first.body)
+    assert list(body) == ["type", "timestamp", "data"]
+    assert body["type"] == "booking.confirmed" and body["data"] == data
+    created: dt.datetime = event["created_at"]
+    expected = created.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert body["timestamp"] == expected
+
+
 async def test_backoff_schedule_then_dead_letter_then_replay(wdb: Database, keys: Keyring, receiver: Receiver) -> None:
     receiver.answer = lambda r: web.Response(status=500, text="boom")
     await point(wdb, keys, receiver.url, retry_config=NO_JITTER)
