@@ -5,7 +5,9 @@
 -- - The two partial indexes test generated columns instead of status: queued (pending, delivering or retrying) and
 --   dead. pending -> delivering leaves both unchanged, and PostgreSQL decides HOT on the indexed values.
 -- - fillfactor 70 leaves room on each page for the claimed versions.
--- Deliveries in flight when this runs keep their lease: it was their next_attempt_at.
+-- Deliveries in flight when this runs keep their lease: it was their next_attempt_at. Runtimes older than this
+-- migration do not read lease_expires_at: during a rolling upgrade one may take a newer replica's delivery
+-- before its lease ends (a second send with the same webhook-id; only one of the two results is recorded).
 -- Adding the generated columns rewrites webhooks.deliveries (writes to it wait meanwhile).
 -- (supabase/schemas/08_webhooks.sql has the same definitions.)
 
