@@ -285,6 +285,15 @@ def test_bulk_trigger_writes_with_malformed_claims_succeed(database: str) -> Non
     assert len(rows) == 200 and all(r["payload"]["actor_id"] is None for r in rows)
 
 
+def claimable(conn: psycopg.Connection[dict[str, Any]], events: int = 1) -> None:
+    """trip_events active with a secret (what the claim asks of an endpoint), and `events` deliveries to it."""
+    activate(conn, "trip_events")
+    conn.execute("UPDATE webhook_configs SET secret = '\\x00' WHERE name = 'trip_events'")
+    conn.execute(
+        "SELECT emit_event('booking.confirmed', jsonb_build_object('n', n)) FROM generate_series(1, %s) n", [events]
+    )
+
+
 def claim(conn: psycopg.Connection[dict[str, Any]], now: dt.datetime, worker: str) -> list[int]:
     """The dispatcher's claim statement, as it runs it."""
     rows = conn.execute(
@@ -297,9 +306,7 @@ def test_a_claim_is_a_heap_only_update_and_keeps_the_lease(database: str) -> Non
     # Issue #19: a claim used to insert an entry into each of the table's indexes (status and next_attempt_at were
     # indexed); it now changes no indexed column, so PostgreSQL writes it as a heap-only (HOT) update.
     with connect(database) as conn:
-        activate(conn, "trip_events")
-        conn.execute("UPDATE webhook_configs SET secret = '\\x00' WHERE name = 'trip_events'")
-        conn.execute("SELECT emit_event('booking.confirmed', '{}')")
+        claimable(conn)
         now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         with conn.transaction():
             [claimed] = claim(conn, now, "first")
@@ -333,9 +340,7 @@ def test_a_delivery_leased_before_the_lease_column_is_claimed_once_its_lease_exp
     # Before migration 20261127230000 a lease was written into next_attempt_at (lease_expires_at NULL): such a row,
     # in flight while the migration ran, stays leased until then.
     with connect(database) as conn:
-        activate(conn, "trip_events")
-        conn.execute("UPDATE webhook_configs SET secret = '\\x00' WHERE name = 'trip_events'")
-        conn.execute("SELECT emit_event('booking.confirmed', '{}')")
+        claimable(conn)
         until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
         conn.execute(
             "UPDATE webhooks.deliveries SET status = 'delivering', attempts = 1, leased_by = 'old',"
@@ -374,11 +379,7 @@ def test_recording_a_batch_reads_its_attempts_once_whatever_the_statistics(datab
     # dispatcher's leased rows and compared each with every attempt of the batch (163 us per delivery at 20,000 rows,
     # growing with the outbox and with the deliveries in flight).
     with connect(database) as conn:
-        activate(conn, "trip_events")
-        conn.execute("UPDATE webhook_configs SET secret = '\\x00' WHERE name = 'trip_events'")
-        conn.execute(
-            "SELECT emit_event('booking.confirmed', jsonb_build_object('n', n)) FROM generate_series(1, 20000) n"
-        )
+        claimable(conn, 20000)
         conn.execute("ANALYZE webhooks.deliveries")
         now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
         ids = [i for _ in range(4) for i in claim(conn, now, "worker")]
