@@ -4,18 +4,23 @@ the seed configs, and the SQL API's clear errors."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from testkit import servers
 
 from tripsage import queries_for
+from tripsage.db.migrations import Deployer
 
 OWNER = "00000000-0000-4000-8000-0000000000a1"
 GUEST = "00000000-0000-4000-8000-0000000000a2"
 Q = queries_for("tripsage.webhooks")
+MIGRATIONS = servers.REPO / "supabase" / "migrations"
 
 
 def connect(url: str) -> psycopg.Connection[dict[str, Any]]:
@@ -405,3 +410,34 @@ def test_recording_a_batch_reads_its_attempts_once_whatever_the_statistics(datab
         assert loops == [1, 1], [(n["Node Type"], n.get("Relation Name"), n["Actual Loops"]) for n in nodes]
         done = conn.execute("SELECT count(*) AS n FROM webhooks.deliveries WHERE status = 'succeeded'").fetchone()
         assert done == {"n": 200}
+
+
+async def test_the_migration_keeps_the_lease_of_a_delivery_in_flight(empty_database: str, tmp_path: Path) -> None:
+    # A runtime older than migration 20261127230000 wrote its lease into next_attempt_at: a delivery it holds while
+    # the migration runs keeps that lease (in lease_expires_at), and dead letters stay dead letters.
+    hot_claim = "20261127230000_webhooks_hot_claim.sql"
+    for path in sorted(MIGRATIONS.glob("*.sql")):
+        if path.name < hot_claim:
+            shutil.copy(path, tmp_path / path.name)
+    await Deployer(empty_database, tmp_path).deploy()
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=30)
+    with connect(empty_database) as conn:
+        claimable(conn, 2)
+        first, second = (r["id"] for r in conn.execute("SELECT id FROM webhooks.deliveries ORDER BY id"))
+        conn.execute(
+            "UPDATE webhooks.deliveries SET status = 'delivering', attempts = 1, leased_by = 'old',"
+            " next_attempt_at = %s WHERE id = %s",
+            [until, first],
+        )
+        conn.execute("UPDATE webhooks.deliveries SET status = 'dead', completed_at = now() WHERE id = %s", [second])
+    shutil.copy(MIGRATIONS / hot_claim, tmp_path / hot_claim)
+    assert [m.name for m in (await Deployer(empty_database, tmp_path).deploy()).pending] == ["webhooks_hot_claim"]
+    with connect(empty_database) as conn:
+        rows = conn.execute("SELECT id, lease_expires_at, queued, dead FROM webhooks.deliveries ORDER BY id").fetchall()
+        assert [(r["id"], r["lease_expires_at"], r["queued"], r["dead"]) for r in rows] == [
+            (first, until, True, False),
+            (second, None, False, True),
+        ]
+        assert claim(conn, until - dt.timedelta(seconds=1), "new") == []
+        assert claim(conn, until, "new") == [first]
+        assert conn.execute("SELECT count(*) AS n FROM webhooks.deliveries WHERE dead").fetchone() == {"n": 1}
