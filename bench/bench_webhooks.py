@@ -11,7 +11,8 @@ and pg_net's documented 200 requests/s.
 The runtime is a real `tripsage serve` process (testkit/harness.py) against the embedded PostgreSQL.
 Run: .venv/bin/python bench/bench_webhooks.py [--events 20000] [--rates 200,1000] [--seconds 10]
 With --profile DIR, the throughput burst is also profiled: py-spy samples the replica (DIR/replica.txt, raw collapsed
-stacks) and pg_stat_statements' top statements by total time are written to DIR/statements.txt.
+stacks), pg_stat_statements' top statements by total time are written to DIR/statements.txt, and where `perf` is
+installed and allowed, PostgreSQL's processes are sampled by C function (DIR/postgres_perf.txt).
 """
 
 from __future__ import annotations
