@@ -164,7 +164,7 @@ ORDER BY l.id DESC
 LIMIT %(limit)s
 
 -- name: delivery_status
-SELECT id, webhook_id, status, attempts, next_attempt_at, last_status, last_error, completed_at
+SELECT id, webhook_id, status, attempts, next_attempt_at, lease_expires_at, last_status, last_error, completed_at
 FROM webhooks.deliveries WHERE id = %(id)s
 
 -- name: cleanup_outbox
