@@ -22,7 +22,7 @@ SET status = 'delivering',
         + coalesce((c.retry_config ->> 'lease_margin_s')::float8, %(lease_margin_s)s))
 FROM due, webhooks.events e, public.webhook_configs c
 WHERE d.id = due.id AND e.id = d.event_id AND c.id = d.webhook_config_id
-RETURNING d.id, d.webhook_id, d.event_type, d.attempts, e.created_at AS event_created_at,
+RETURNING d.id, d.webhook_id, d.attempts, e.created_at AS event_created_at,
     c.id AS config_id, c.xmin::text AS config_version,
     -- The exact bytes sent and signed, the same on every attempt: {type, timestamp (the event's, UTC, ms), data}
     -- with data as PostgreSQL stores it (jsonb's text), so the payload is never parsed and dumped again.
