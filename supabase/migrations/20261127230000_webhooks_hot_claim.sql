@@ -9,7 +9,8 @@
 -- migration do not read lease_expires_at: during a rolling upgrade one may take a newer replica's delivery
 -- before its lease ends (a second send with the same webhook-id; only one of the two results is recorded).
 -- Adding the generated columns rewrites webhooks.deliveries (writes to it wait meanwhile).
--- (supabase/schemas/08_webhooks.sql has the same definitions.)
+-- emit_event's dedupe, webhook_outbox_depth and the dead-letter replay read queued and dead too: one definition of
+-- each state. (supabase/schemas/08_webhooks.sql has the same definitions.)
 
 ALTER TABLE webhooks.deliveries SET (fillfactor = 70);
 ALTER TABLE webhooks.deliveries
@@ -22,6 +23,43 @@ DROP INDEX webhooks.deliveries_due_idx;
 CREATE INDEX deliveries_due_idx ON webhooks.deliveries (next_attempt_at) WHERE queued;
 DROP INDEX webhooks.deliveries_dead_idx;
 CREATE INDEX deliveries_dead_idx ON webhooks.deliveries (id) WHERE dead;
+
+CREATE OR REPLACE FUNCTION public.emit_event(p_event_type text, p_payload jsonb, p_dedupe_key text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, webhooks
+    AS $$
+DECLARE
+    existing bigint;
+    new_id bigint;
+    matched integer;
+BEGIN
+    IF p_dedupe_key IS NOT NULL THEN
+        SELECT e.id INTO existing FROM webhooks.events e
+        WHERE e.dedupe_key = p_dedupe_key
+          AND EXISTS (SELECT 1 FROM webhooks.deliveries d
+                      WHERE d.event_id = e.id AND d.queued)
+        LIMIT 1;
+        IF existing IS NOT NULL THEN
+            RETURN existing;
+        END IF;
+    END IF;
+    INSERT INTO webhooks.events (event_type, payload, dedupe_key)
+    VALUES (p_event_type, coalesce(p_payload, '{}'), p_dedupe_key)
+    RETURNING id INTO new_id;
+    INSERT INTO webhooks.deliveries (event_id, webhook_config_id, event_type)
+    SELECT new_id, c.id, p_event_type FROM public.webhook_configs c
+    WHERE c.is_active AND public.webhook_event_matches(p_event_type, c.events)
+    -- Hold the matched configs (as the foreign key check would) so a config deleted concurrently is skipped
+    -- rather than failing the caller's write.
+    FOR KEY SHARE OF c;
+    GET DIAGNOSTICS matched = ROW_COUNT;
+    IF matched > 0 THEN
+        PERFORM pg_notify('tripsage_webhooks', '');
+    END IF;
+    RETURN new_id;
+END
+$$;
 
 CREATE OR REPLACE FUNCTION public.webhook_outbox_depth() RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER

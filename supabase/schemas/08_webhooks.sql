@@ -93,13 +93,13 @@ CREATE FUNCTION public.emit_event(p_event_type text, p_payload jsonb, p_dedupe_k
 DECLARE
     existing bigint;
     new_id bigint;
-    queued integer;
+    matched integer;
 BEGIN
     IF p_dedupe_key IS NOT NULL THEN
         SELECT e.id INTO existing FROM webhooks.events e
         WHERE e.dedupe_key = p_dedupe_key
           AND EXISTS (SELECT 1 FROM webhooks.deliveries d
-                      WHERE d.event_id = e.id AND d.status IN ('pending', 'delivering', 'retrying'))
+                      WHERE d.event_id = e.id AND d.queued)
         LIMIT 1;
         IF existing IS NOT NULL THEN
             RETURN existing;
@@ -114,8 +114,8 @@ BEGIN
     -- Hold the matched configs (as the foreign key check would) so a config deleted concurrently is skipped
     -- rather than failing the caller's write.
     FOR KEY SHARE OF c;
-    GET DIAGNOSTICS queued = ROW_COUNT;
-    IF queued > 0 THEN
+    GET DIAGNOSTICS matched = ROW_COUNT;
+    IF matched > 0 THEN
         PERFORM pg_notify('tripsage_webhooks', '');
     END IF;
     RETURN new_id;
